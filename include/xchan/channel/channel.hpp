@@ -1,0 +1,243 @@
+// A bounded channel of byte messages: an MPMC byte ring, two eventcounts (not-empty and
+// not-full) and the count of open ends. Sender and Receiver (ends.hpp) are the handles
+// users hold; this class is the shared object they point to.
+//
+// Design:
+//  - Everything the two sides share lives in one ChannelHeader at the start of one memory
+//    block, followed by the record buffer: standard-layout, offsets only, so the same code
+//    will run over a shared-memory segment.
+//  - Non-blocking first: try_send_with / try_recv_with never wait. Waiting is separate:
+//    wait_writable / wait_readable spin briefly, then park on an eventcount until the
+//    condition may hold. Blocking send/recv (ends.hpp) loop over the two. Keeping waits
+//    apart from transfers lets the Python layer hold its GIL only for the transfer, and
+//    lets a future select() wait on many channels.
+//  - Notifiers pay one fence and one load when nobody is parked (no syscall).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <type_traits>
+
+#include "xchan/channel/deadline.hpp"
+#include "xchan/channel/event_count.hpp"
+#include "xchan/core/memory_block.hpp"
+#include "xchan/core/mpmc_byte_ring.hpp"
+
+namespace xchan {
+
+struct ChannelConfig {
+  /// Messages in flight at most (>= 1).
+  std::uint64_t capacity = 1024;
+  /// Bytes of record buffer, rounded up to a power of two (>= 4096). Bounds the memory
+  /// a channel holds; the largest message is max_message_for(max_bytes).
+  std::uint64_t max_bytes = std::uint64_t{1} << 20;
+  /// Polls of the condition before a waiter parks in the kernel (0: park at once).
+  std::uint32_t spin_iterations = 4096;
+};
+
+/// Counters of one channel, read without stopping it (each field is exact only when the
+/// channel is quiescent).
+struct ChannelStats {
+  std::uint64_t sent;             // messages ever published
+  std::uint64_t received;         // messages ever consumed
+  std::uint64_t queued;           // messages in flight
+  std::uint64_t queued_bytes;     // buffer bytes in flight (record headers included)
+  std::uint64_t capacity;         // messages in flight at most
+  std::uint64_t max_bytes;        // buffer bytes
+  std::uint64_t max_message;      // largest payload
+  std::uint32_t senders;          // open Sender handles
+  std::uint32_t receivers;        // open Receiver handles
+  std::uint32_t parked_senders;   // senders parked (or about to park) for room
+  std::uint32_t parked_receivers; // receivers parked (or about to park) for messages
+};
+
+/// Shared state of one channel; the record buffer follows at `data_offset`.
+struct ChannelHeader {
+  std::uint64_t magic;  // kChannelMagic
+  std::uint32_t version;
+  std::uint32_t spin_iterations;
+  std::uint64_t data_offset;
+  std::uint64_t data_bytes;
+  core::MpmcRingHeader ring;
+  alignas(core::kCacheLine) EventCountWord not_empty;
+  alignas(core::kCacheLine) EventCountWord not_full;
+  alignas(core::kCacheLine) std::uint32_t senders;
+  std::uint32_t receivers;
+};
+static_assert(std::is_standard_layout_v<ChannelHeader>);
+static_assert(std::is_trivially_copyable_v<ChannelHeader>);
+
+inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
+inline constexpr std::uint32_t kChannelVersion = 1;
+
+/// Largest payload a channel created with `max_bytes` accepts.
+[[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;
+
+class Channel {
+ public:
+  /// Creates a channel with no open ends. nullptr and `status` set on a bad config
+  /// (kInvalidArgument) or when memory cannot be mapped (kNoMemory). Throws
+  /// std::bad_alloc only if the small bookkeeping allocation fails.
+  [[nodiscard]] static std::shared_ptr<Channel> create(const ChannelConfig& config, Status& status);
+
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+  ~Channel();
+
+  /// Process-unique id, also its key in ChannelRegistry.
+  [[nodiscard]] std::uint64_t id() const noexcept { return id_; }
+
+  // ---- transfers: never block (beyond a same-side lock held for one memcpy) ----------
+
+  /// Reserves `n` bytes, calls fill(std::span<std::byte>) -> size_t (bytes used, <= n) to
+  /// write the message in place, publishes it and wakes a receiver if one is parked.
+  /// kClosed when no receiver is open, kFull when there is no room now, kTooLarge when n
+  /// exceeds the largest message. `fill` runs under the producer lock: keep it short and
+  /// never let it block or call back into the channel. Any thread.
+  template <class Fill>
+  [[nodiscard]] Status try_send_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{})));
+
+  /// Batch try_send_with: writes messages 0..count-1 in order while they fit, under one
+  /// producer lock, one publish and one wake-up. size_of(i) -> size_t gives message i's
+  /// size, fill(i, std::span<std::byte>) -> size_t writes it. `sent` counts the prefix that
+  /// went. kOk when sent > 0; otherwise why message 0 could not go (kFull, kClosed,
+  /// kTooLarge). A too-large message after the first stops the batch before it.
+  template <class SizeOf, class Fill>
+  [[nodiscard]] Status try_send_many_with(std::size_t count, SizeOf&& size_of, Fill&& fill,
+                                          std::size_t& sent) noexcept;
+
+  /// Takes the oldest message: calls drain(std::span<const std::byte>) on its bytes (valid
+  /// only during the call, under the consumer lock), then frees its room and wakes a
+  /// parked sender. kEmpty when nothing is queued, kClosed when nothing is queued and no
+  /// sender is open, kCorrupted if the ring fails validation. Any thread.
+  template <class Drain>
+  [[nodiscard]] Status try_recv_with(Drain&& drain) noexcept(noexcept(drain(std::span<const std::byte>{})));
+
+  /// Like try_recv_with for up to `max` messages under one lock and one wake-up; `got`
+  /// is how many were drained (kOk iff got > 0).
+  template <class Drain>
+  [[nodiscard]] Status try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& got) noexcept(
+      noexcept(drain(std::span<const std::byte>{})));
+
+  // ---- waiting: no data moves ----------------------------------------------------------
+
+  /// Blocks until a message of `n` bytes may fit or no receiver is open (kOk), or until
+  /// `deadline` (kTimeout) or a signal (kInterrupted). A following try may still find the
+  /// room taken by another sender; loop. `spin` polls happen before parking. Any thread.
+  [[nodiscard]] Status wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept;
+
+  /// Blocks until a message may be queued or no sender is open (kOk), or until `deadline`
+  /// (kTimeout) or a signal (kInterrupted). Any thread.
+  [[nodiscard]] Status wait_readable(Deadline deadline, std::uint32_t spin) noexcept;
+
+  /// Non-blocking readiness checks (same conditions as the waits). Any thread.
+  [[nodiscard]] bool writable(std::size_t n) const noexcept {
+    return receivers() == 0 || ring_.ring().can_reserve(n);
+  }
+  [[nodiscard]] bool readable() const noexcept {
+    return ring_.ring().has_records() || senders() == 0;
+  }
+
+  // ---- ends ------------------------------------------------------------------------
+
+  /// Counts one more open end of that kind. Called by Sender/Receiver only.
+  void add_sender() noexcept;
+  void add_receiver() noexcept;
+  /// Drops one end; the last sender (receiver) wakes every parked receiver (sender).
+  void remove_sender() noexcept;
+  void remove_receiver() noexcept;
+
+  [[nodiscard]] std::uint32_t senders() const noexcept {
+    // Acquire: pairs with remove_sender's release so a receiver that sees 0 senders also
+    // sees every message they published (SYNC POINT last-sender).
+    return core::atomic_load(header_->senders, std::memory_order_acquire);
+  }
+  [[nodiscard]] std::uint32_t receivers() const noexcept {
+    return core::atomic_load(header_->receivers, std::memory_order_acquire);
+  }
+
+  // ---- introspection -------------------------------------------------------------------
+
+  [[nodiscard]] ChannelStats stats() const noexcept;
+  [[nodiscard]] std::uint64_t max_message() const noexcept { return ring_.ring().max_payload(); }
+  [[nodiscard]] std::uint32_t spin_iterations() const noexcept { return header_->spin_iterations; }
+
+ private:
+  Channel() = default;
+
+  core::MemoryBlock memory_;
+  ChannelHeader* header_ = nullptr;
+  core::MpmcByteRing ring_;
+  std::uint64_t id_ = 0;
+};
+
+// ---- inline transfers ------------------------------------------------------------------
+
+template <class Fill>
+Status Channel::try_send_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
+  if (receivers() == 0) return Status::kClosed;
+  {
+    core::MpmcByteRing::Writer writer(ring_);
+    std::span<std::byte> out;
+    const Status s = writer.try_reserve(n, out);
+    if (s != Status::kOk) return s;
+    writer.commit(fill(out));
+  }  // published, then the producer lock is released
+  EventCount(header_->not_empty).notify(1);
+  return Status::kOk;
+}
+
+template <class SizeOf, class Fill>
+Status Channel::try_send_many_with(std::size_t count, SizeOf&& size_of, Fill&& fill,
+                                   std::size_t& sent) noexcept {
+  sent = 0;
+  if (receivers() == 0) return Status::kClosed;
+  Status s = Status::kOk;
+  {
+    core::MpmcByteRing::Writer writer(ring_);
+    std::span<std::byte> out;
+    while (sent < count && (s = writer.try_reserve(size_of(sent), out)) == Status::kOk) {
+      writer.commit(fill(sent, out));
+      ++sent;
+    }
+  }
+  if (sent == 0) return s == Status::kOk ? Status::kFull : s;
+  EventCount(header_->not_empty).notify(sent > 0x7fffffff ? EventCount::kAll : static_cast<int>(sent));
+  return Status::kOk;
+}
+
+template <class Drain>
+Status Channel::try_recv_with(Drain&& drain) noexcept(noexcept(drain(std::span<const std::byte>{}))) {
+  std::size_t got = 0;
+  return try_recv_many_with(1, std::forward<Drain>(drain), got);
+}
+
+template <class Drain>
+Status Channel::try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& got) noexcept(
+    noexcept(drain(std::span<const std::byte>{}))) {
+  got = 0;
+  Status s = Status::kOk;
+  {
+    core::MpmcByteRing::Reader reader(ring_);
+    std::span<const std::byte> in;
+    while (got < max && (s = reader.try_peek(in)) == Status::kOk) {
+      drain(in);
+      reader.release();
+      ++got;
+    }
+  }  // released space published, then the consumer lock is released
+  if (got > 0) {
+    EventCount(header_->not_full).notify_all();
+    return Status::kOk;
+  }
+  if (s == Status::kEmpty && senders() == 0) {
+    // The last sender may have published just before leaving: having seen 0 senders (acquire)
+    // we see all its messages, so one more look decides between a message and closed.
+    return ring_.ring().has_records() ? try_recv_many_with(max, std::forward<Drain>(drain), got)
+                                      : Status::kClosed;
+  }
+  return s;
+}
+
+}  // namespace xchan

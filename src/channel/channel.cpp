@@ -1,0 +1,136 @@
+// Channel set-up, waiting, end counting and statistics.
+#include "xchan/channel/channel.hpp"
+
+#include <bit>
+#include <new>
+
+#include "xchan/channel/registry.hpp"
+
+namespace xchan {
+namespace {
+
+constexpr std::uint64_t kMinBufferBytes = 4096;
+constexpr std::uint64_t kMaxBufferBytes = std::uint64_t{1} << 40;
+constexpr std::uint64_t kHeaderBytes = 4096;  // header page; the buffer starts page-aligned
+static_assert(sizeof(ChannelHeader) <= kHeaderBytes);
+
+std::uint64_t buffer_bytes_for(std::uint64_t max_bytes) noexcept {
+  return std::bit_ceil(max_bytes < kMinBufferBytes ? kMinBufferBytes : max_bytes);
+}
+
+// Spin, then park on `word` until ready() holds. The condition is re-checked after
+// prepare_wait() (see EventCount), so a notify between the check and the park is not lost.
+template <class Ready>
+Status wait_until(EventCountWord& word, Ready ready, Deadline deadline, std::uint32_t spin) noexcept {
+  if (ready()) return Status::kOk;
+  if (deadline.expired()) return Status::kTimeout;
+  for (std::uint32_t i = 0; i < spin; ++i) {
+    core::cpu_relax();
+    if (ready()) return Status::kOk;
+  }
+  EventCount ec(word);
+  for (;;) {
+    const EventCount::Key key = ec.prepare_wait();
+    if (ready()) {
+      ec.cancel_wait();
+      return Status::kOk;
+    }
+    const Status s = ec.wait(key, deadline);
+    if (ready()) return Status::kOk;
+    if (s == Status::kTimeout || s == Status::kInterrupted) return s;
+    if (deadline.expired()) return Status::kTimeout;
+  }
+}
+
+}  // namespace
+
+std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept {
+  return core::SpscByteRing::max_payload_for(buffer_bytes_for(max_bytes));
+}
+
+std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& status) {
+  if (config.capacity == 0 || config.capacity > (std::uint64_t{1} << 40) ||
+      config.max_bytes > kMaxBufferBytes) {
+    status = Status::kInvalidArgument;
+    return nullptr;
+  }
+  const std::uint64_t data_bytes = buffer_bytes_for(config.max_bytes);
+  core::MemoryBlock memory;
+  status = core::MemoryBlock::map_anonymous(
+      kHeaderBytes + data_bytes, kHeaderBytes + core::SpscByteRing::kHotWindowBytes, memory);
+  if (status != Status::kOk) return nullptr;
+
+  auto* header = ::new (memory.bytes().data()) ChannelHeader{};
+  header->version = kChannelVersion;
+  header->spin_iterations = config.spin_iterations;
+  header->data_offset = kHeaderBytes;
+  header->data_bytes = data_bytes;
+  const std::span<std::byte> data = memory.bytes().subspan(kHeaderBytes, data_bytes);
+  status = core::MpmcByteRing::init(header->ring, data, config.capacity);
+  if (status != Status::kOk) return nullptr;
+  header->magic = kChannelMagic;
+
+  std::shared_ptr<Channel> channel(new Channel());
+  channel->memory_ = std::move(memory);
+  channel->header_ = header;
+  status = channel->ring_.attach(header->ring, data);
+  if (status != Status::kOk) return nullptr;
+  channel->id_ = ChannelRegistry::instance().add(channel);
+  return channel;
+}
+
+Channel::~Channel() {
+  if (id_ != 0) ChannelRegistry::instance().remove(id_);
+}
+
+Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept {
+  if (n > max_message()) return Status::kTooLarge;
+  return wait_until(header_->not_full, [&] { return writable(n); }, deadline, spin);
+}
+
+Status Channel::wait_readable(Deadline deadline, std::uint32_t spin) noexcept {
+  return wait_until(header_->not_empty, [&] { return readable(); }, deadline, spin);
+}
+
+void Channel::add_sender() noexcept {
+  // Relaxed: a new end is made from an existing one (or at creation), which already
+  // keeps the count above zero; no data is published by counting up.
+  core::atomic_fetch_add(header_->senders, 1U, std::memory_order_relaxed);
+}
+
+void Channel::add_receiver() noexcept {
+  core::atomic_fetch_add(header_->receivers, 1U, std::memory_order_relaxed);
+}
+
+void Channel::remove_sender() noexcept {
+  // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
+  // sees the count reach 0 sees every message published before it.
+  if (core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel) == 1U) {
+    EventCount(header_->not_empty).notify_all();
+  }
+}
+
+void Channel::remove_receiver() noexcept {
+  if (core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel) == 1U) {
+    EventCount(header_->not_full).notify_all();
+  }
+}
+
+ChannelStats Channel::stats() const noexcept {
+  const core::SpscByteRing& ring = ring_.ring();
+  ChannelStats s{};
+  s.received = ring.popped();
+  s.sent = ring.pushed();
+  s.queued = s.sent >= s.received ? s.sent - s.received : 0;
+  s.queued_bytes = ring.bytes_approx();
+  s.capacity = ring.max_records();
+  s.max_bytes = ring.data_bytes();
+  s.max_message = ring.max_payload();
+  s.senders = senders();
+  s.receivers = receivers();
+  s.parked_senders = EventCount(header_->not_full).waiters();
+  s.parked_receivers = EventCount(header_->not_empty).waiters();
+  return s;
+}
+
+}  // namespace xchan

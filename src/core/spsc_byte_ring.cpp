@@ -1,0 +1,74 @@
+// Set-up and validation of SpscByteRing; the hot path is inline in the header.
+#include "xchan/core/spsc_byte_ring.hpp"
+
+#include <bit>
+
+namespace xchan::core {
+
+std::uint64_t SpscByteRing::data_bytes_for_payload(std::uint64_t max_payload) noexcept {
+  constexpr std::uint64_t kLargest = std::uint64_t{1} << 60;
+  if (max_payload >= kLargest) return 0;  // caller reports kTooLarge
+  // A payload of p needs a buffer with p <= bytes/2 - header.
+  const std::uint64_t bytes = std::bit_ceil(2 * (max_payload + kRecordHeaderBytes));
+  return bytes < kMinDataBytes ? kMinDataBytes : bytes;
+}
+
+Status SpscByteRing::init(RingHeader& header, std::span<std::byte> data,
+                          std::uint64_t max_records) noexcept {
+  const std::uint64_t bytes = data.size();
+  if (bytes < kMinDataBytes || !std::has_single_bit(bytes) || max_records == 0 ||
+      reinterpret_cast<std::uintptr_t>(data.data()) % alignof(RecordHeader) != 0 ||
+      max_payload_for(bytes) > UINT32_MAX) {
+    return Status::kInvalidArgument;
+  }
+  header = RingHeader{};
+  header.data_bytes = bytes;
+  header.max_records = max_records;
+  header.version = kRingVersion;
+  // Release: a view that attaches from another thread sees the fields above once it
+  // sees the magic.
+  atomic_store(header.magic, kRingMagic, std::memory_order_release);
+  return Status::kOk;
+}
+
+Status SpscByteRing::attach(RingHeader& header, std::span<std::byte> data) noexcept {
+  if (atomic_load(header.magic, std::memory_order_acquire) != kRingMagic ||
+      header.version != kRingVersion) {
+    return Status::kCorrupted;
+  }
+  const std::uint64_t bytes = header.data_bytes;
+  if (bytes != data.size() || !std::has_single_bit(bytes) || bytes < kMinDataBytes ||
+      header.max_records == 0) {
+    return Status::kCorrupted;
+  }
+  const std::uint64_t head = atomic_load(header.head, std::memory_order_acquire);
+  const std::uint64_t tail = atomic_load(header.tail, std::memory_order_acquire);
+  if (tail - head > bytes || head % alignof(RecordHeader) != 0) return Status::kCorrupted;
+
+  header_ = &header;
+  data_ = data.data();
+  data_bytes_ = bytes;
+  mask_ = bytes - 1;
+  max_records_ = header.max_records;
+  max_payload_ = max_payload_for(bytes);
+  hot_window_ = bytes < kHotWindowBytes ? bytes : kHotWindowBytes;
+  cached_head_ = head;
+  cached_popped_ = atomic_load(header.popped, std::memory_order_relaxed);
+  cached_tail_ = tail;
+  return Status::kOk;
+}
+
+bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
+  if (n > max_payload_) return false;
+  // Acquire: ring-reclaim, as in Writer::try_reserve.
+  const std::uint64_t head = atomic_load(header_->head, std::memory_order_acquire);
+  const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
+  const std::uint64_t popped = atomic_load(header_->popped, std::memory_order_relaxed);
+  const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
+  const std::uint64_t need = record_bytes(n);
+  const std::uint64_t contiguous = data_bytes_ - (tail & mask_);
+  const std::uint64_t total = need > contiguous ? contiguous + need : need;
+  return tail + total - head <= data_bytes_ && pushed - popped < max_records_;
+}
+
+}  // namespace xchan::core

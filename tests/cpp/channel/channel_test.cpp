@@ -1,0 +1,321 @@
+// Channel with Sender/Receiver: every operation and edge, timeouts, disconnection and
+// prompt wake-ups of parked peers.
+#include "xchan/channel/ends.hpp"
+
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "ring_fixture.hpp"
+
+namespace xchan {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using test::matches_pattern;
+using test::pattern;
+
+struct Pair {
+  explicit Pair(ChannelConfig config = {}) { status = make_channel(config, tx, rx); }
+  Sender tx;
+  Receiver rx;
+  Status status;
+};
+
+ChannelConfig small(std::uint64_t capacity, std::uint64_t bytes = 4096) {
+  ChannelConfig c;
+  c.capacity = capacity;
+  c.max_bytes = bytes;
+  c.spin_iterations = 64;
+  return c;
+}
+
+TEST(ChannelTest, BadConfigIsRejected) {
+  Sender tx;
+  Receiver rx;
+  ChannelConfig c;
+  c.capacity = 0;
+  EXPECT_EQ(make_channel(c, tx, rx), Status::kInvalidArgument);
+  c = {};
+  c.max_bytes = std::uint64_t{1} << 50;
+  EXPECT_EQ(make_channel(c, tx, rx), Status::kInvalidArgument);
+  EXPECT_TRUE(tx.is_closed());
+  EXPECT_TRUE(rx.is_closed());
+}
+
+TEST(ChannelTest, MaxBytesIsRoundedUpToAPowerOfTwo) {
+  Pair p(small(8, 5000));
+  ASSERT_EQ(p.status, Status::kOk);
+  EXPECT_EQ(p.tx.channel()->stats().max_bytes, 8192U);
+  EXPECT_EQ(p.tx.channel()->max_message(), max_message_for(5000));
+  EXPECT_EQ(max_message_for(5000), 8192U / 2 - 8);
+}
+
+TEST(ChannelTest, SentMessageIsReceivedIntact) {
+  Pair p(small(8));
+  ASSERT_EQ(p.tx.try_send(pattern(100, 7)), Status::kOk);
+  std::vector<std::byte> out;
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_EQ(out.size(), 100U);
+  EXPECT_TRUE(matches_pattern(out, 7));
+  EXPECT_EQ(p.rx.try_recv(out), Status::kEmpty);
+}
+
+TEST(ChannelTest, ZeroLengthAndMaximumLengthMessagesPass) {
+  Pair p(small(8));
+  const std::size_t max = p.tx.channel()->max_message();
+  ASSERT_EQ(p.tx.try_send({}), Status::kOk);
+  ASSERT_EQ(p.tx.try_send(pattern(max, 1)), Status::kOk);
+  std::vector<std::byte> out;
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_TRUE(out.empty());
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_EQ(out.size(), max);
+  EXPECT_TRUE(matches_pattern(out, 1));
+}
+
+TEST(ChannelTest, OversizeMessageIsTooLargeEvenWhenBlocking) {
+  Pair p(small(8));
+  const auto big = pattern(p.tx.channel()->max_message() + 1, 1);
+  EXPECT_EQ(p.tx.try_send(big), Status::kTooLarge);
+  const auto start = Clock::now();
+  EXPECT_EQ(p.tx.send(big, Deadline::never()), Status::kTooLarge);  // never waits for it
+  EXPECT_LT(Clock::now() - start, 1s);
+  EXPECT_EQ(p.tx.try_send(pattern(8, 1)), Status::kOk);  // channel still usable
+}
+
+TEST(ChannelTest, CapacityBoundsMessagesInFlight) {
+  Pair p(small(3));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p.tx.try_send(pattern(1, 1)), Status::kOk);
+  EXPECT_EQ(p.tx.try_send(pattern(1, 1)), Status::kFull);
+  EXPECT_FALSE(p.tx.channel()->writable(1));
+}
+
+TEST(ChannelTest, BytesBoundMessagesInFlight) {
+  Pair p(small(1000, 4096));
+  int sent = 0;
+  while (p.tx.try_send(pattern(1000, 1)) == Status::kOk) ++sent;
+  EXPECT_EQ(sent, 4);  // 4 x 1008-byte records in a 4096-byte buffer
+}
+
+TEST(ChannelTest, ZeroTimeoutTriesOnce) {
+  Pair p(small(1));
+  std::vector<std::byte> out;
+  const auto start = Clock::now();
+  EXPECT_EQ(p.rx.recv(out, Deadline::now()), Status::kTimeout);
+  ASSERT_EQ(p.tx.send(pattern(4, 1), Deadline::now()), Status::kOk);
+  EXPECT_EQ(p.tx.send(pattern(4, 1), Deadline::now()), Status::kTimeout);
+  EXPECT_LT(Clock::now() - start, 100ms);
+  EXPECT_EQ(p.rx.recv(out, Deadline::now()), Status::kOk);
+}
+
+TEST(ChannelTest, RecvTimesOutAfterItsTimeout) {
+  Pair p(small(1));
+  std::vector<std::byte> out;
+  const auto start = Clock::now();
+  EXPECT_EQ(p.rx.recv(out, Deadline::after(50ms)), Status::kTimeout);
+  EXPECT_GE(Clock::now() - start, 50ms);
+}
+
+TEST(ChannelTest, SendTimesOutWhileFull) {
+  Pair p(small(1));
+  ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
+  const auto start = Clock::now();
+  EXPECT_EQ(p.tx.send(pattern(4, 2), Deadline::after(50ms)), Status::kTimeout);
+  EXPECT_GE(Clock::now() - start, 50ms);
+}
+
+TEST(ChannelTest, ParkedReceiverWakesWhenAMessageArrives) {
+  Pair p(small(4));
+  std::thread sender([&] {
+    std::this_thread::sleep_for(30ms);
+    ASSERT_EQ(p.tx.send(pattern(16, 3), Deadline::never()), Status::kOk);
+  });
+  std::vector<std::byte> out;
+  EXPECT_EQ(p.rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 3));
+  sender.join();
+}
+
+TEST(ChannelTest, ParkedSenderWakesWhenRoomAppears) {
+  Pair p(small(1));
+  ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
+  std::thread receiver([&] {
+    std::this_thread::sleep_for(30ms);
+    std::vector<std::byte> out;
+    ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  });
+  EXPECT_EQ(p.tx.send(pattern(4, 2), Deadline::after(10s)), Status::kOk);
+  receiver.join();
+  EXPECT_EQ(p.tx.channel()->stats().queued, 1U);
+}
+
+TEST(ChannelTest, ReceiversDrainThenSeeClosedWhenAllSendersAreGone) {
+  Pair p(small(8));
+  Sender second = p.tx;  // clone
+  ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
+  ASSERT_EQ(second.try_send(pattern(4, 2)), Status::kOk);
+  p.tx.close();
+  EXPECT_EQ(p.rx.channel()->senders(), 1U);
+  second.close();
+  std::vector<std::byte> out;
+  EXPECT_EQ(p.rx.recv(out, Deadline::never()), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 1));
+  EXPECT_EQ(p.rx.recv(out, Deadline::never()), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 2));
+  EXPECT_EQ(p.rx.recv(out, Deadline::never()), Status::kClosed);
+  EXPECT_EQ(p.rx.try_recv(out), Status::kClosed);
+}
+
+TEST(ChannelTest, SendFailsWithClosedWhenAllReceiversAreGone) {
+  Pair p(small(8));
+  p.rx.close();
+  EXPECT_EQ(p.tx.try_send(pattern(4, 1)), Status::kClosed);
+  EXPECT_EQ(p.tx.send(pattern(4, 1), Deadline::never()), Status::kClosed);
+}
+
+TEST(ChannelTest, ClosedHandleReportsClosed) {
+  Pair p(small(8));
+  p.tx.close();
+  p.tx.close();  // idempotent
+  EXPECT_TRUE(p.tx.is_closed());
+  EXPECT_EQ(p.tx.try_send(pattern(4, 1)), Status::kClosed);
+  p.rx.close();
+  std::vector<std::byte> out;
+  EXPECT_EQ(p.rx.try_recv(out), Status::kClosed);
+}
+
+TEST(ChannelTest, LastSenderClosingWakesParkedReceiverPromptly) {
+  Pair p(small(8));
+  std::thread closer([&] {
+    std::this_thread::sleep_for(30ms);
+    p.tx.close();
+  });
+  const auto start = Clock::now();
+  std::vector<std::byte> out;
+  EXPECT_EQ(p.rx.recv(out, Deadline::after(10s)), Status::kClosed);
+  EXPECT_LT(Clock::now() - start, 2s);
+  closer.join();
+}
+
+TEST(ChannelTest, LastReceiverClosingWakesParkedSenderPromptly) {
+  Pair p(small(1));
+  ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(30ms);
+    p.rx.close();
+  });
+  const auto start = Clock::now();
+  EXPECT_EQ(p.tx.send(pattern(4, 2), Deadline::after(10s)), Status::kClosed);
+  EXPECT_LT(Clock::now() - start, 2s);
+  closer.join();
+}
+
+TEST(ChannelTest, ClonesCountAsEnds) {
+  Pair p(small(8));
+  {
+    Receiver rx2 = p.rx;
+    Receiver rx3(p.rx.channel());
+    EXPECT_EQ(p.rx.channel()->receivers(), 3U);
+  }
+  EXPECT_EQ(p.rx.channel()->receivers(), 1U);
+  Sender moved = std::move(p.tx);
+  EXPECT_EQ(moved.channel()->senders(), 1U);
+  EXPECT_TRUE(p.tx.is_closed());
+}
+
+TEST(ChannelTest, SendManyPublishesABatchInOrder) {
+  Pair p(small(64, 1 << 16));
+  std::vector<std::vector<std::byte>> msgs;
+  for (std::uint64_t i = 0; i < 10; ++i) msgs.push_back(pattern(i * 5, i));
+  std::vector<std::span<const std::byte>> views(msgs.begin(), msgs.end());
+  std::size_t sent = 0;
+  ASSERT_EQ(p.tx.send_many(views, Deadline::never(), sent), Status::kOk);
+  EXPECT_EQ(sent, 10U);
+  std::vector<std::vector<std::byte>> got;
+  std::size_t n = 0;
+  ASSERT_EQ(p.rx.recv_many_with(
+                100, [&](std::span<const std::byte> in) { got.emplace_back(in.begin(), in.end()); },
+                Deadline::never(), n),
+            Status::kOk);
+  ASSERT_EQ(n, 10U);
+  for (std::uint64_t i = 0; i < 10; ++i) EXPECT_EQ(got[i], msgs[i]);
+}
+
+TEST(ChannelTest, SendManyStopsAtTheDeadlineWithTheSentPrefix) {
+  Pair p(small(4));
+  std::vector<std::vector<std::byte>> msgs(6, pattern(8, 1));
+  std::vector<std::span<const std::byte>> views(msgs.begin(), msgs.end());
+  std::size_t sent = 0;
+  EXPECT_EQ(p.tx.send_many(views, Deadline::after(20ms), sent), Status::kTimeout);
+  EXPECT_EQ(sent, 4U);
+}
+
+TEST(ChannelTest, RecvManyTakesAtMostMax) {
+  Pair p(small(16));
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(p.tx.try_send(pattern(8, 1)), Status::kOk);
+  std::size_t n = 0;
+  ASSERT_EQ(p.rx.recv_many_with(3, [](std::span<const std::byte>) {}, Deadline::now(), n), Status::kOk);
+  EXPECT_EQ(n, 3U);
+  EXPECT_EQ(p.rx.channel()->stats().queued, 2U);
+}
+
+TEST(ChannelTest, StatsCountTraffic) {
+  Pair p(small(16));
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(p.tx.try_send(pattern(8, 1)), Status::kOk);
+  std::vector<std::byte> out;
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  const ChannelStats s = p.tx.channel()->stats();
+  EXPECT_EQ(s.sent, 5U);
+  EXPECT_EQ(s.received, 1U);
+  EXPECT_EQ(s.queued, 4U);
+  EXPECT_EQ(s.queued_bytes, 4U * 16U);
+  EXPECT_EQ(s.capacity, 16U);
+  EXPECT_EQ(s.senders, 1U);
+  EXPECT_EQ(s.receivers, 1U);
+  EXPECT_EQ(s.parked_receivers, 0U);
+}
+
+TEST(ChannelTest, ParkedReceiverShowsInStats) {
+  Pair p(small(4));
+  std::thread receiver([&] {
+    std::vector<std::byte> out;
+    EXPECT_EQ(p.rx.recv(out, Deadline::after(10s)), Status::kOk);
+  });
+  while (p.tx.channel()->stats().parked_receivers == 0) std::this_thread::yield();
+  ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
+  receiver.join();
+  EXPECT_EQ(p.tx.channel()->stats().parked_receivers, 0U);
+}
+
+void on_signal(int) {}
+
+TEST(ChannelTest, SignalInterruptsAParkedReceiver) {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;  // no SA_RESTART: the futex wait returns EINTR
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, nullptr), 0);
+  Pair p(small(4));
+  std::atomic<bool> done{false};
+  Status result = Status::kOk;
+  std::thread receiver([&] {
+    std::vector<std::byte> out;
+    result = p.rx.recv(out, Deadline::after(10s));
+    done = true;
+  });
+  const auto start = Clock::now();
+  while (!done.load() && Clock::now() - start < 5s) {
+    if (p.rx.channel()->stats().parked_receivers != 0) pthread_kill(receiver.native_handle(), SIGUSR1);
+    std::this_thread::sleep_for(1ms);
+  }
+  receiver.join();
+  EXPECT_EQ(result, Status::kInterrupted);
+  EXPECT_LT(Clock::now() - start, 5s);
+}
+
+}  // namespace
+}  // namespace xchan

@@ -1,0 +1,298 @@
+// SpscByteRing: single-threaded edges (empty, full, exact fit, wrap, sizes, validation)
+// and a two-thread exactly-once/order check.
+#include "xchan/core/spsc_byte_ring.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "ring_fixture.hpp"
+
+namespace xchan::core {
+namespace {
+
+using test::matches_pattern;
+using test::OwnedRing;
+using test::pattern;
+
+std::vector<std::byte> pop(SpscByteRing& ring, Status& s) {
+  std::vector<std::byte> out(ring.max_payload() + 1);
+  std::size_t n = 0;
+  s = ring.try_pop(out, n);
+  out.resize(s == Status::kOk ? n : 0);
+  return out;
+}
+
+TEST(SpscByteRingTest, InitRejectsBadGeometry) {
+  RingHeader h{};
+  std::vector<std::uint64_t> buf(64);
+  auto bytes = std::as_writable_bytes(std::span<std::uint64_t>(buf));
+  EXPECT_EQ(SpscByteRing::init(h, bytes.first(100), 4), Status::kInvalidArgument);  // not pow2
+  EXPECT_EQ(SpscByteRing::init(h, bytes.first(32), 4), Status::kInvalidArgument);   // too small
+  EXPECT_EQ(SpscByteRing::init(h, bytes.first(256), 0), Status::kInvalidArgument);  // no records
+  EXPECT_EQ(SpscByteRing::init(h, bytes.subspan(4, 256), 4), Status::kInvalidArgument);  // misaligned
+  EXPECT_EQ(SpscByteRing::init(h, bytes.first(256), 4), Status::kOk);
+}
+
+TEST(SpscByteRingTest, PopFromEmptyRingReportsEmpty) {
+  OwnedRing r(256, 16);
+  ASSERT_EQ(r.status, Status::kOk);
+  Status s;
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kEmpty);
+  EXPECT_EQ(r.ring.size_approx(), 0U);
+}
+
+TEST(SpscByteRingTest, MessagesComeOutInOrderAndIntact) {
+  OwnedRing r(1024, 64);
+  for (std::uint64_t i = 0; i < 10; ++i) ASSERT_EQ(r.ring.try_push(pattern(i * 3, i)), Status::kOk);
+  EXPECT_EQ(r.ring.size_approx(), 10U);
+  for (std::uint64_t i = 0; i < 10; ++i) {
+    Status s;
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_EQ(got.size(), i * 3);
+    EXPECT_TRUE(matches_pattern(got, i));
+  }
+}
+
+TEST(SpscByteRingTest, ZeroLengthMessagesAreMessages) {
+  OwnedRing r(256, 16);
+  ASSERT_EQ(r.ring.try_push({}), Status::kOk);
+  Status s;
+  const auto got = pop(r.ring, s);
+  EXPECT_EQ(s, Status::kOk);
+  EXPECT_TRUE(got.empty());
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kEmpty);
+}
+
+TEST(SpscByteRingTest, MaximumLengthMessageFitsAnEmptyRingAtAnyOffset) {
+  OwnedRing r(256, 16);
+  const std::size_t max = r.ring.max_payload();
+  EXPECT_EQ(max, 256U / 2 - 8);
+  for (std::uint64_t offset = 0; offset < 256; offset += 8) {
+    // Empty records are 8 bytes and never need padding: walk the position to `offset`.
+    Status s;
+    while (r.header.tail % 256 != offset) {
+      ASSERT_EQ(r.ring.try_push({}), Status::kOk);
+      pop(r.ring, s);
+      ASSERT_EQ(s, Status::kOk);
+    }
+    ASSERT_EQ(r.ring.try_push(pattern(max, offset)), Status::kOk) << "at offset " << offset;
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_EQ(got.size(), max);
+    EXPECT_TRUE(matches_pattern(got, offset));
+  }
+}
+
+TEST(SpscByteRingTest, OversizeMessageIsRejectedAsTooLarge) {
+  OwnedRing r(256, 16);
+  EXPECT_EQ(r.ring.try_push(pattern(r.ring.max_payload() + 1, 1)), Status::kTooLarge);
+  EXPECT_EQ(r.ring.size_approx(), 0U);
+  EXPECT_EQ(r.ring.try_push(pattern(8, 1)), Status::kOk);  // still usable
+}
+
+TEST(SpscByteRingTest, PushFailsWhenBytesAreFullAndSucceedsAfterPop) {
+  OwnedRing r(256, 1000);
+  // Each 24-byte payload takes a 32-byte record: exactly 8 fill 256 bytes.
+  int pushed = 0;
+  while (r.ring.try_push(pattern(24, static_cast<std::uint64_t>(pushed))) == Status::kOk) ++pushed;
+  EXPECT_EQ(pushed, 8);
+  EXPECT_EQ(r.ring.bytes_approx(), 256U);
+  EXPECT_EQ(r.ring.try_push(pattern(24, 99)), Status::kFull);
+  Status s;
+  pop(r.ring, s);
+  ASSERT_EQ(s, Status::kOk);
+  EXPECT_EQ(r.ring.try_push(pattern(24, 8)), Status::kOk);  // exact fit again
+  for (int i = 1; i <= 8; ++i) {
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    EXPECT_TRUE(matches_pattern(got, static_cast<std::uint64_t>(i)));
+  }
+}
+
+TEST(SpscByteRingTest, PushFailsWhenRecordCountIsFull) {
+  OwnedRing r(4096, 3);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(r.ring.try_push(pattern(1, 1)), Status::kOk);
+  EXPECT_EQ(r.ring.try_push(pattern(1, 1)), Status::kFull);
+  EXPECT_FALSE(r.ring.can_reserve(1));
+  Status s;
+  pop(r.ring, s);
+  EXPECT_TRUE(r.ring.can_reserve(1));
+  EXPECT_EQ(r.ring.try_push(pattern(1, 1)), Status::kOk);
+}
+
+TEST(SpscByteRingTest, WrapAroundInsertsPaddingAndKeepsPayloadsContiguous) {
+  OwnedRing r(256, 100);
+  // 40-byte payloads take 48-byte records; the sixth record starts at 240 and cannot fit
+  // the 16 bytes left, so it goes to offset 0 after a padding record.
+  Status s;
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    ASSERT_EQ(r.ring.try_push(pattern(40, i)), Status::kOk) << i;
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_EQ(got.size(), 40U);
+    ASSERT_TRUE(matches_pattern(got, i)) << i;
+  }
+}
+
+TEST(SpscByteRingTest, PaddingCountsAgainstFreeSpace) {
+  OwnedRing r(256, 100);
+  Status s;
+  // Advance to offset 240: five 48-byte records pushed and popped.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(r.ring.try_push(pattern(40, 0)), Status::kOk);
+    pop(r.ring, s);
+  }
+  // Queue 3 records of 48 (at 240->pad 16, then 0, 48, 96) = 16 + 144 bytes used.
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(r.ring.try_push(pattern(40, 0)), Status::kOk);
+  EXPECT_EQ(r.ring.bytes_approx(), 16U + 144U);
+  // 96 bytes left (144..240): a 96-byte record (88 payload) fits exactly, one more does not.
+  ASSERT_EQ(r.ring.try_push(pattern(88, 0)), Status::kOk);
+  EXPECT_EQ(r.ring.try_push({}), Status::kFull);
+}
+
+TEST(SpscByteRingTest, ReservationCanShrinkOnCommit) {
+  OwnedRing r(256, 16);
+  {
+    SpscByteRing::Writer w(r.ring);
+    std::span<std::byte> out;
+    ASSERT_EQ(w.try_reserve(100, out), Status::kOk);
+    ASSERT_EQ(out.size(), 100U);
+    test::fill_pattern(out.first(10), 5);
+    w.commit(10);
+    EXPECT_EQ(w.unpublished(), 1U);
+  }
+  EXPECT_EQ(r.ring.bytes_approx(), 8U + 16U);
+  Status s;
+  const auto got = pop(r.ring, s);
+  ASSERT_EQ(s, Status::kOk);
+  EXPECT_EQ(got.size(), 10U);
+  EXPECT_TRUE(matches_pattern(got, 5));
+}
+
+TEST(SpscByteRingTest, BatchIsInvisibleUntilPublished) {
+  OwnedRing r(1024, 16);
+  SpscByteRing::Writer w(r.ring);
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    std::span<std::byte> out;
+    ASSERT_EQ(w.try_reserve(8, out), Status::kOk);
+    test::fill_pattern(out, i);
+    w.commit(8);
+  }
+  EXPECT_FALSE(r.ring.has_records());
+  w.publish();
+  EXPECT_TRUE(r.ring.has_records());
+  EXPECT_EQ(r.ring.size_approx(), 3U);
+}
+
+TEST(SpscByteRingTest, PopIntoSmallBufferConsumesNothing) {
+  OwnedRing r(256, 16);
+  ASSERT_EQ(r.ring.try_push(pattern(20, 3)), Status::kOk);
+  std::vector<std::byte> small(10);
+  std::size_t n = 0;
+  EXPECT_EQ(r.ring.try_pop(small, n), Status::kTooLarge);
+  EXPECT_EQ(n, 20U);
+  Status s;
+  const auto got = pop(r.ring, s);
+  EXPECT_EQ(s, Status::kOk);
+  EXPECT_TRUE(matches_pattern(got, 3));
+}
+
+TEST(SpscByteRingTest, GarbageRecordHeaderIsReportedAsCorrupted) {
+  OwnedRing r(256, 16);
+  ASSERT_EQ(r.ring.try_push(pattern(16, 1)), Status::kOk);
+  // A peer overwrites the record header with garbage.
+  const RecordHeader bad{0xffff, 0x12345678};
+  std::memcpy(r.bytes().data(), &bad, sizeof bad);
+  Status s;
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kCorrupted);
+  // An oversized length with a valid tag is caught too.
+  const RecordHeader too_long{200, kRecordData};
+  std::memcpy(r.bytes().data(), &too_long, sizeof too_long);
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kCorrupted);
+}
+
+TEST(SpscByteRingTest, AttachRejectsCorruptedHeader) {
+  OwnedRing r(256, 16);
+  SpscByteRing other;
+  RingHeader copy = r.header;
+  copy.data_bytes = 512;  // does not match the buffer
+  EXPECT_EQ(other.attach(copy, r.bytes()), Status::kCorrupted);
+  copy = r.header;
+  copy.magic = 0;
+  EXPECT_EQ(other.attach(copy, r.bytes()), Status::kCorrupted);
+  copy = r.header;
+  copy.tail = copy.head + 1024;  // more in flight than the buffer holds
+  EXPECT_EQ(other.attach(copy, r.bytes()), Status::kCorrupted);
+  EXPECT_EQ(other.attach(r.header, r.bytes()), Status::kOk);
+}
+
+TEST(SpscByteRingTest, HotWindowKeepsSmallTrafficAtTheFrontOfALargeBuffer) {
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 20);
+  std::uint64_t max_offset = 0;
+  for (std::uint64_t i = 0; i < 3 * kBytes / 72; ++i) {
+    SpscByteRing::Writer w(r.ring);
+    std::span<std::byte> out;
+    ASSERT_EQ(w.try_reserve(64, out), Status::kOk);
+    const auto offset = static_cast<std::uint64_t>(out.data() - r.bytes().data());
+    max_offset = std::max(max_offset, offset);
+    w.commit(64);
+    w.publish();
+    Status s;
+    pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+  }
+  EXPECT_LT(max_offset, SpscByteRing::kHotWindowBytes);
+}
+
+TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 20);
+  std::uint64_t n = 0;
+  while (r.ring.try_push(pattern(64, n)) == Status::kOk) ++n;
+  EXPECT_EQ(n, kBytes / 72);  // every record fits; none wasted on early wrap
+  for (std::uint64_t i = 0; i < n; ++i) {
+    Status s;
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_TRUE(matches_pattern(got, i));
+  }
+}
+
+TEST(SpscByteRingTest, TwoThreadsDeliverEveryMessageOnceInOrder) {
+  OwnedRing r(4096, 64);
+  constexpr std::uint64_t kCount = 200'000;
+  std::thread producer([&] {
+    for (std::uint64_t i = 0; i < kCount; ++i) {
+      const auto msg = pattern(8 + i % 200, i);
+      while (r.ring.try_push(msg) != Status::kOk) std::this_thread::yield();
+    }
+  });
+  std::vector<std::byte> buf(r.ring.max_payload());
+  for (std::uint64_t i = 0; i < kCount;) {
+    std::size_t n = 0;
+    const Status s = r.ring.try_pop(buf, n);
+    if (s == Status::kEmpty) {
+      std::this_thread::yield();
+      continue;
+    }
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_EQ(n, 8 + i % 200);
+    ASSERT_TRUE(matches_pattern(std::span(buf).first(n), i)) << i;
+    ++i;
+  }
+  producer.join();
+  Status s;
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kEmpty);
+}
+
+}  // namespace
+}  // namespace xchan::core
