@@ -38,11 +38,13 @@ void BM_XchanSpscRing(benchmark::State& state) {
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (ring.try_push(buf) != Status::kOk) b.pause();
+        return true;
       },
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         std::size_t n = 0;
         while (ring.try_pop(buf, n) != Status::kOk) b.pause();
+        return true;
       });
 }
 
@@ -53,10 +55,12 @@ void BM_BoostSpscQueue(benchmark::State& state) {
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (!queue.push(*reinterpret_cast<const Msg<N>*>(buf.data()))) b.pause();
+        return true;
       },
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (!queue.pop(*reinterpret_cast<Msg<N>*>(buf.data()))) b.pause();
+        return true;
       });
 }
 
@@ -64,8 +68,11 @@ template <std::size_t N>
 void BM_MutexCondvarQueue(benchmark::State& state) {
   MutexQueue queue(footprint_for(N) / N);
   run_transfer(state, 1, 1, messages_for(N), N,
-      [&](std::vector<std::byte>& buf) { queue.push(buf.data(), buf.size()); },
-      [&](std::vector<std::byte>& buf) { (void)queue.pop(buf.data()); });
+      [&](std::vector<std::byte>& buf) {
+        queue.push(buf.data(), buf.size());
+        return true;
+      },
+      [&](std::vector<std::byte>& buf) { return queue.pop(buf.data()) == buf.size(); });
 }
 
 ChannelConfig channel_config(std::size_t bytes) {
@@ -84,11 +91,11 @@ void BM_XchanChannel(benchmark::State& state) {
     return;
   }
   run_transfer(state, 1, 1, messages_for(N), N,
-      [&](std::vector<std::byte>& buf) { (void)tx.send(buf, Deadline::never()); },
+      [&](std::vector<std::byte>& buf) { return tx.send(buf, Deadline::never()) == Status::kOk; },
       [&](std::vector<std::byte>& buf) {
-        (void)rx.recv_with(
-            [&](std::span<const std::byte> in) { std::memcpy(buf.data(), in.data(), in.size()); },
-            Deadline::never());
+        return rx.recv_with(
+                   [&](std::span<const std::byte> in) { std::memcpy(buf.data(), in.data(), in.size()); },
+                   Deadline::never()) == Status::kOk;
       });
 }
 
@@ -107,17 +114,19 @@ void BM_XchanChannelBatched(benchmark::State& state) {
         std::array<std::span<const std::byte>, kBatch> views;
         for (std::size_t i = 0; i < kBatch; ++i) views[i] = std::span(buf).subspan(i * kBytes, kBytes);
         std::size_t sent = 0;
-        (void)tx.send_many(views, Deadline::never(), sent);
+        return tx.send_many(views, Deadline::never(), sent) == Status::kOk;
       },
       [&](std::vector<std::byte>& buf) {
         for (std::size_t got_total = 0; got_total < kBatch;) {
           std::size_t got = 0;
-          (void)rx.recv_many_with(kBatch - got_total,
+          const Status s = rx.recv_many_with(kBatch - got_total,
               [&](std::span<const std::byte> in) {
                 std::memcpy(buf.data() + (got_total++) * kBytes, in.data(), in.size());
               },
               Deadline::never(), got);
+          if (s != Status::kOk) return false;
         }
+        return true;
       });
   // Report messages, not batches.
   state.counters["msgs_per_second"] = benchmark::Counter(
@@ -140,11 +149,13 @@ void BM_XchanMpmcRing(benchmark::State& state) {
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (ring.try_push(buf) != Status::kOk) b.pause();
+        return true;
       },
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         std::size_t n = 0;
         while (ring.try_pop(buf, n) != Status::kOk) b.pause();
+        return true;
       });
 }
 
@@ -157,10 +168,12 @@ void BM_BoostLockfreeQueue(benchmark::State& state) {
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (!queue.bounded_push(*reinterpret_cast<const Msg<kBytes>*>(buf.data()))) b.pause();
+        return true;
       },
       [&](std::vector<std::byte>& buf) {
         Backoff b;
         while (!queue.pop(*reinterpret_cast<Msg<kBytes>*>(buf.data()))) b.pause();
+        return true;
       });
 }
 

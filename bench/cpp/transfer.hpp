@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -33,28 +34,38 @@ class Backoff {
 };
 
 /// Runs the transfer and reports items/s and bytes/s. push(buf) and pop(buf) move one
-/// message each (they spin or block as the queue under test does).
+/// message each (they spin or block as the queue under test does) and return false on an
+/// error, which stops the run and marks the benchmark failed instead of hanging it.
 template <class Push, class Pop>
 void run_transfer(benchmark::State& state, unsigned producers, unsigned consumers,
                   std::uint64_t per_producer, std::size_t message_bytes, Push push, Pop pop) {
   const std::uint64_t total = per_producer * producers;
   const std::uint64_t quota = total / consumers;
+  std::atomic<bool> failed{false};
   for (auto _ : state) {
     std::vector<std::thread> threads;
     for (unsigned p = 0; p < producers; ++p) {
       threads.emplace_back([&] {
         std::vector<std::byte> buf(message_bytes, std::byte{0x5a});
-        for (std::uint64_t i = 0; i < per_producer; ++i) push(buf);
+        for (std::uint64_t i = 0; i < per_producer && !failed.load(std::memory_order_relaxed); ++i) {
+          if (!push(buf)) failed = true;
+        }
       });
     }
     for (unsigned c = 0; c < consumers; ++c) {
       threads.emplace_back([&] {
         std::vector<std::byte> buf(message_bytes);
-        for (std::uint64_t i = 0; i < quota; ++i) pop(buf);
+        for (std::uint64_t i = 0; i < quota && !failed.load(std::memory_order_relaxed); ++i) {
+          if (!pop(buf)) failed = true;
+        }
         benchmark::DoNotOptimize(buf.data());
       });
     }
     for (auto& t : threads) t.join();
+    if (failed) {
+      state.SkipWithError("a transfer failed");
+      break;
+    }
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * quota * consumers));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * quota * consumers * message_bytes));

@@ -17,8 +17,8 @@ Status SpscByteRing::init(RingHeader& header, std::span<std::byte> data,
                           std::uint64_t max_records) noexcept {
   const std::uint64_t bytes = data.size();
   if (bytes < kMinDataBytes || !std::has_single_bit(bytes) || max_records == 0 ||
-      reinterpret_cast<std::uintptr_t>(data.data()) % alignof(RecordHeader) != 0 ||
-      max_payload_for(bytes) > UINT32_MAX) {
+      reinterpret_cast<std::uintptr_t>(data.data()) % alignof(RecordWord) != 0 ||
+      max_payload_for(bytes) >= kPaddingFlag) {
     return Status::kInvalidArgument;
   }
   header = RingHeader{};
@@ -38,12 +38,13 @@ Status SpscByteRing::attach(RingHeader& header, std::span<std::byte> data) noexc
   }
   const std::uint64_t bytes = header.data_bytes;
   if (bytes != data.size() || !std::has_single_bit(bytes) || bytes < kMinDataBytes ||
+      max_payload_for(bytes) >= kPaddingFlag ||
       header.max_records == 0) {
     return Status::kCorrupted;
   }
   const std::uint64_t head = atomic_load(header.head, std::memory_order_acquire);
   const std::uint64_t tail = atomic_load(header.tail, std::memory_order_acquire);
-  if (tail - head > bytes || head % alignof(RecordHeader) != 0) return Status::kCorrupted;
+  if (tail - head > bytes || head % alignof(RecordWord) != 0) return Status::kCorrupted;
 
   header_ = &header;
   data_ = data.data();
@@ -54,7 +55,6 @@ Status SpscByteRing::attach(RingHeader& header, std::span<std::byte> data) noexc
   hot_window_ = bytes < kHotWindowBytes ? bytes : kHotWindowBytes;
   cached_head_ = head;
   cached_popped_ = atomic_load(header.popped, std::memory_order_relaxed);
-  cached_tail_ = tail;
   return Status::kOk;
 }
 
@@ -68,7 +68,11 @@ bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
   const std::uint64_t need = record_bytes(n);
   const std::uint64_t contiguous = data_bytes_ - (tail & mask_);
   const std::uint64_t total = need > contiguous ? contiguous + need : need;
-  return tail + total - head <= data_bytes_ && pushed - popped < max_records_;
+  // `tail`/`pushed` lag records committed in a producer's open batch, which the consumer
+  // may already have taken: clamp at zero rather than wrap.
+  const std::uint64_t bytes_in_flight = tail > head ? tail - head : 0;
+  const std::uint64_t records_in_flight = pushed > popped ? pushed - popped : 0;
+  return bytes_in_flight + total <= data_bytes_ && records_in_flight < max_records_;
 }
 
 }  // namespace xchan::core

@@ -11,7 +11,7 @@
 //    condition may hold. Blocking send/recv (ends.hpp) loop over the two. Keeping waits
 //    apart from transfers lets the Python layer hold its GIL only for the transfer, and
 //    lets a future select() wait on many channels.
-//  - Notifiers pay one fence and one load when nobody is parked (no syscall).
+//  - Notifiers pay one locked read-modify-write when nobody is parked (no syscall).
 #pragma once
 
 #include <cstdint>
@@ -225,6 +225,11 @@ Status Channel::try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& 
       drain(in);
       reader.release();
       ++got;
+    }
+    // About to report empty (and the caller to wait): tell empty from garbage once. A
+    // record that landed meanwhile is left for the caller's next try.
+    if (got == 0 && s == Status::kEmpty && reader.verify_empty() == Status::kCorrupted) {
+      s = Status::kCorrupted;
     }
   }  // released space published, then the consumer lock is released
   if (got > 0) {

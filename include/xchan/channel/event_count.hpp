@@ -8,11 +8,13 @@
 // Protocol (a waiter W and a notifier N racing on a condition C):
 //   W: key = prepare_wait();  if (C) { cancel_wait(); ... } else wait(key, deadline);
 //   N: make C true;  notify();
-// prepare_wait increments `waiters` and then reads `epoch`; notify publishes C, then reads
-// `waiters`. Both sides put a seq_cst fence between their write and their read (Dekker),
-// so either W sees C, or N sees W counted and bumps `epoch` — after which W's futex wait
-// on the *old* key returns at once. The key must be read before W re-checks C: reading it
-// again inside wait() would be the classic lost wake-up (tests/cpp/channel).
+// prepare_wait adds W to `waiters` and notify reads `waiters`, both with seq_cst
+// read-modify-writes on that one word, so the two are totally ordered: either N's RMW
+// comes second and sees W counted (then bumps `epoch`, and W's futex wait on the *old*
+// key returns at once), or W's RMW comes second and reads from N's, which makes N's
+// publication of C visible to W's re-check. No standalone fences (which ThreadSanitizer
+// cannot model). The key must be read before W re-checks C: reading it again inside
+// wait() would be the classic lost wake-up (tests/cpp/channel).
 #pragma once
 
 #include <cstdint>
@@ -42,10 +44,9 @@ class EventCount {
   /// Announces the caller as a waiter and returns the key to wait on. The caller must
   /// then re-check its condition and call either cancel_wait() or wait(key, ...).
   [[nodiscard]] Key prepare_wait() noexcept {
+    // SYNC POINT eventcount-register (seq_cst RMW): pairs with notify()'s RMW on the same
+    // word (see Protocol above).
     core::atomic_fetch_add(word_->waiters, 1U, std::memory_order_seq_cst);
-    // SYNC POINT eventcount-dekker (seq_cst fence): pairs with notify()'s fence; orders
-    // our waiter registration before the caller's re-check of its condition.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     return core::atomic_load(word_->epoch, std::memory_order_acquire);
   }
 
@@ -59,13 +60,13 @@ class EventCount {
   /// kOk spuriously; callers re-check their condition. Blocks.
   [[nodiscard]] Status wait(Key key, Deadline deadline) noexcept;
 
-  /// Wakes up to `count` parked waiters if there are any; costs a fence and a load when
+  /// Wakes up to `count` parked waiters if there are any; costs one locked RMW when
   /// nobody waits. Never blocks.
   void notify(int count) noexcept {
-    // SYNC POINT eventcount-dekker (seq_cst fence): pairs with prepare_wait()'s fence;
-    // orders the caller's publication of its condition before our read of `waiters`.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (core::atomic_load(word_->waiters, std::memory_order_relaxed) != 0U) wake(count);
+    // SYNC POINT eventcount-register (seq_cst RMW): reading `waiters` through an RMW
+    // orders it after the caller's publication of its condition. The line stays in the
+    // notifier's cache while nobody waits, so this costs one locked instruction.
+    if (core::atomic_fetch_add(word_->waiters, 0U, std::memory_order_seq_cst) != 0U) wake(count);
   }
   void notify_all() noexcept { notify(kAll); }
 

@@ -68,6 +68,7 @@ class MpmcByteRing {
     [[nodiscard]] Status try_peek(std::span<const std::byte>& out) noexcept {
       return reader_.try_peek(out);
     }
+    [[nodiscard]] Status verify_empty() noexcept { return reader_.verify_empty(); }
     void release() noexcept { reader_.release(); }
     void publish() noexcept { reader_.publish(); }
 

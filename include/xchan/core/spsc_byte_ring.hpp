@@ -9,10 +9,17 @@
 //  - SpscByteRing is one process's view of a ring: bounds copied from the header once
 //    (validated), plus each side's cached copy of the other side's index, so the hot path
 //    reads the other side's line only when the cached copy says the ring is full/empty.
-//  - A record is an 8-byte RecordHeader then the payload, padded to 8 bytes. Payloads are
+//  - A record is an 8-byte header word then the payload, padded to 8 bytes. Payloads are
 //    always contiguous: a record that would cross the end is preceded by a padding record
 //    that fills the rest of the buffer. Hence the largest payload is half the buffer
 //    minus a header, which guarantees that any admissible record fits an empty ring.
+//  - Each record is published by its own header word, stored last with release: it holds
+//    the payload size and a stamp derived from the record's index. The consumer polls the
+//    word at its head, never the producer's `tail` line, so in steady state only the
+//    record's own lines move between cores (polling `tail` made the two sides fight over
+//    one line: 3-10x slower here, see docs/performance.md). A stale word from an earlier
+//    lap, or zeroed memory, carries another stamp and reads as "not yet written".
+//    `tail` is still published, for sizing, statistics and corruption checks.
 //  - Hot window: when the producer passes the first kHotWindowBytes of a larger buffer and
 //    the consumer has caught up, it wraps early (with a padding record) instead of walking
 //    the whole buffer. Small-message traffic then stays in a cache-sized, already-faulted
@@ -53,24 +60,54 @@ static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(std::is_trivially_copyable_v<RingHeader>);
 static_assert(offsetof(RingHeader, head) - offsetof(RingHeader, tail) >= kCacheLine);
 
-/// The header that precedes each record's payload in the buffer.
-struct alignas(8) RecordHeader {
-  std::uint32_t size;  // payload bytes (data) or bytes skipped after the header (padding)
-  std::uint32_t kind;  // one of the kRecord* tags below
-};
-static_assert(std::is_standard_layout_v<RecordHeader>);
-static_assert(std::is_trivially_copyable_v<RecordHeader>);
-static_assert(sizeof(RecordHeader) == 8);
+/// The header word that precedes each record's payload in the buffer: low 32 bits the
+/// payload size (bit 31 set for a padding record, whose "payload" is skipped), high 32
+/// bits the stamp of the index the record starts at. Stored and loaded atomically.
+using RecordWord = std::uint64_t;
+inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
+
+/// The stamp a record starting at `index` carries; never 0, so zeroed memory is no record.
+/// Unique across laps while the buffer is smaller than 2^35 bytes.
+[[nodiscard]] constexpr std::uint32_t record_stamp(std::uint64_t index) noexcept {
+  return static_cast<std::uint32_t>((index >> 3) + 1);
+}
+[[nodiscard]] constexpr RecordWord record_word(std::uint64_t index, std::uint32_t size_and_flag) noexcept {
+  return (RecordWord{record_stamp(index)} << 32) | size_and_flag;
+}
 
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
-inline constexpr std::uint32_t kRingVersion = 1;
-// Tags carry a fixed high half so that garbage is unlikely to pass as a record.
-inline constexpr std::uint32_t kRecordData = 0x7863'00d1U;
-inline constexpr std::uint32_t kRecordPadding = 0x7863'00a7U;
+inline constexpr std::uint32_t kRingVersion = 2;
+
+/// Copies message bytes: small copies inline as two overlapping moves (no call, no size
+/// dispatch; this halved the single-threaded cost of a 64 B push+pop), large ones via libc.
+inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  struct B8 { unsigned char b[8]; };
+  struct B16 { unsigned char b[16]; };
+  struct B32 { unsigned char b[32]; };
+  auto two_moves = [&]<class Chunk>(Chunk) {
+    Chunk a;
+    Chunk b;
+    __builtin_memcpy(&a, src, sizeof(Chunk));
+    __builtin_memcpy(&b, src + n - sizeof(Chunk), sizeof(Chunk));
+    __builtin_memcpy(dst, &a, sizeof(Chunk));
+    __builtin_memcpy(dst + n - sizeof(Chunk), &b, sizeof(Chunk));
+  };
+  if (n > 64) {
+    std::memcpy(dst, src, n);
+  } else if (n > 32) {
+    two_moves(B32{});
+  } else if (n > 16) {
+    two_moves(B16{});
+  } else if (n >= 8) {
+    two_moves(B8{});
+  } else {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+  }
+}
 
 class SpscByteRing {
  public:
-  static constexpr std::size_t kRecordHeaderBytes = sizeof(RecordHeader);
+  static constexpr std::size_t kRecordHeaderBytes = sizeof(RecordWord);
   static constexpr std::size_t kMinDataBytes = 64;
   static constexpr std::uint64_t kHotWindowBytes = 256 * 1024;
 
@@ -92,10 +129,13 @@ class SpscByteRing {
   /// with fresh indices). For waiting on room without taking it. Any thread.
   [[nodiscard]] bool can_reserve(std::size_t n) const noexcept;
 
-  /// True when at least one record is published and not yet released. Any thread.
+  /// True when `tail` shows records not yet released: a hint for waiters (another
+  /// consumer may take them first; a record committed in a producer's open batch shows only
+  /// once the batch publishes, and the channel notifies after that). It reads the two
+  /// indices, never record memory, which a stale head could point into. Any thread.
   [[nodiscard]] bool has_records() const noexcept {
-    // Acquire: pairs with Writer::publish, like try_peek (SYNC POINT ring-publish).
-    return atomic_load(header_->tail, std::memory_order_acquire) !=
+    // Acquire: SYNC POINT tail-publish, as in Reader::verify_empty.
+    return atomic_load(header_->tail, std::memory_order_acquire) >
            atomic_load(header_->head, std::memory_order_relaxed);
   }
 
@@ -108,8 +148,9 @@ class SpscByteRing {
   SpscByteRing& operator=(const SpscByteRing&) = delete;
 
   /// Producer-side batch cursor. Reserve, fill, commit any number of records, then
-  /// publish() once (also done by the destructor): the consumer sees all of them together
-  /// and the shared tail line is written once per batch. Producer thread only; wait-free.
+  /// publish() once (also done by the destructor). Each record is visible to the consumer
+  /// as soon as it is committed; publish() updates the shared `tail` and record count
+  /// (room accounting, statistics) once per batch. Producer thread only; wait-free.
   class Writer {
    public:
     explicit Writer(SpscByteRing& ring) noexcept
@@ -128,7 +169,7 @@ class SpscByteRing {
     /// Closes the open reservation, keeping its first `used` (<= reserved) bytes.
     void commit(std::size_t used) noexcept;
 
-    /// Makes the committed records visible to the consumer.
+    /// Publishes `tail` and the record count for the records committed so far.
     void publish() noexcept;
 
     /// Records committed by this cursor and not yet published.
@@ -165,6 +206,11 @@ class SpscByteRing {
     /// The view stays valid until release() or publish().
     [[nodiscard]] Status try_peek(std::span<const std::byte>& out) noexcept;
 
+    /// After try_peek said kEmpty: checks the producer's `tail` to tell a truly empty ring
+    /// (kEmpty) from one whose next record was overwritten with garbage (kCorrupted). Costs
+    /// one read of the producer's line, so it is for the path that is about to wait.
+    [[nodiscard]] Status verify_empty() noexcept;
+
     /// Consumes the record returned by the last successful try_peek.
     void release() noexcept;
 
@@ -186,7 +232,7 @@ class SpscByteRing {
     std::span<std::byte> out;
     const Status s = w.try_reserve(payload.size(), out);
     if (s != Status::kOk) return s;
-    if (!payload.empty()) std::memcpy(out.data(), payload.data(), payload.size());
+    copy_bytes(out.data(), payload.data(), payload.size());
     w.commit(payload.size());
     return Status::kOk;
   }
@@ -200,7 +246,7 @@ class SpscByteRing {
     if (s != Status::kOk) return s;
     n = in.size();
     if (in.size() > dst.size()) return Status::kTooLarge;
-    if (!in.empty()) std::memcpy(dst.data(), in.data(), in.size());
+    copy_bytes(dst.data(), in.data(), in.size());
     r.release();
     return Status::kOk;
   }
@@ -211,7 +257,8 @@ class SpscByteRing {
     const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
     return pushed >= popped ? pushed - popped : 0;
   }
-  /// Bytes (headers and padding included) in flight as seen now. Any thread.
+  /// Bytes (headers and padding included) in flight as seen now (`tail` lags committed
+  /// records within a producer's batch, so this may briefly under-count). Any thread.
   [[nodiscard]] std::uint64_t bytes_approx() const noexcept {
     const std::uint64_t head = atomic_load(header_->head, std::memory_order_relaxed);
     const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
@@ -231,9 +278,9 @@ class SpscByteRing {
   static constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
     return kRecordHeaderBytes + ((payload + 7) & ~std::uint64_t{7});
   }
-  void write_header(std::uint64_t index, std::uint32_t size, std::uint32_t kind) noexcept {
-    const RecordHeader h{size, kind};
-    std::memcpy(data_ + (index & mask_), &h, sizeof h);
+  RecordWord& word_at(std::uint64_t index) const noexcept {
+    // The buffer is 8-byte aligned and every record starts on an 8-byte boundary.
+    return *reinterpret_cast<RecordWord*>(data_ + (index & mask_));
   }
 
   // Read-mostly view state, shared by both sides.
@@ -250,8 +297,6 @@ class SpscByteRing {
   alignas(kCacheLine) std::uint64_t cached_head_ = 0;
   std::uint64_t cached_popped_ = 0;
 
-  // Consumer-local: its cached copy of the producer's tail.
-  alignas(kCacheLine) std::uint64_t cached_tail_ = 0;
 };
 
 // ---- hot path, inline ------------------------------------------------------------------
@@ -296,22 +341,37 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
   if (!open_) return;
   SpscByteRing& r = ring_;
   if (used > reserved_size_) used = reserved_size_;
-  if (reserved_pad_ != 0) {
-    r.write_header(reserved_at_, static_cast<std::uint32_t>(reserved_pad_ - kRecordHeaderBytes),
-                   kRecordPadding);
+  const std::uint64_t at = reserved_at_ + reserved_pad_;
+  const std::uint64_t next = at + record_bytes(used);
+  // Record boundaries move from lap to lap, so the slot where the next header will go may
+  // hold old payload bytes that happen to look like a valid word. Zero it first (it is
+  // free space) so the consumer, which reads it right after this record, sees "no record".
+  // When it is not free the ring is exactly full and the slot holds the header of the
+  // record at `cached_head_`, one lap back: its stamp cannot match.
+  if (next - r.cached_head_ < r.data_bytes_) {
+    atomic_store(r.word_at(next), RecordWord{0}, std::memory_order_relaxed);
   }
-  r.write_header(reserved_at_ + reserved_pad_, static_cast<std::uint32_t>(used), kRecordData);
-  tail_ = reserved_at_ + reserved_pad_ + record_bytes(used);
+  // SYNC POINT record-publish (release): pairs with Reader::try_peek's acquire of the
+  // word; the payload and the zeroed next slot are visible once the stamp is. The data
+  // word goes before the padding word, so a consumer that skips the padding finds it.
+  atomic_store(r.word_at(at), record_word(at, static_cast<std::uint32_t>(used)),
+               std::memory_order_release);
+  if (reserved_pad_ != 0) {
+    const auto skip = static_cast<std::uint32_t>(reserved_pad_ - kRecordHeaderBytes);
+    atomic_store(r.word_at(reserved_at_), record_word(reserved_at_, skip | kPaddingFlag),
+                 std::memory_order_release);
+  }
+  tail_ = next;
   ++pushed_;
   open_ = false;
 }
 
 inline void SpscByteRing::Writer::publish() noexcept {
   if (tail_ == published_tail_) return;
-  // Relaxed: `pushed` is a count for sizing and stats; ordering comes from `tail`.
+  // Relaxed: `pushed` is a count for sizing and stats; records publish themselves.
   atomic_store(ring_.header_->pushed, pushed_, std::memory_order_relaxed);
-  // SYNC POINT ring-publish (release): pairs with Reader::try_peek's acquire of tail, so
-  // the record headers and payloads written above are visible before the consumer reads.
+  // SYNC POINT tail-publish (release): pairs with the acquire in Reader::verify_empty and
+  // attach(); every record below `tail` has its word stored (corruption check).
   atomic_store(ring_.header_->tail, tail_, std::memory_order_release);
   published_tail_ = tail_;
 }
@@ -321,36 +381,40 @@ inline Status SpscByteRing::Reader::try_peek(std::span<const std::byte>& out) no
   std::uint64_t head = head_;
   // At most two iterations: a padding record is always followed by a data record.
   for (int step = 0; step < 2; ++step) {
-    if (head == r.cached_tail_) {
-      // SYNC POINT ring-publish (acquire): pairs with Writer::publish's release of tail.
-      r.cached_tail_ = atomic_load(r.header_->tail, std::memory_order_acquire);
-      if (head == r.cached_tail_) return step == 0 ? Status::kEmpty : Status::kCorrupted;
+    // SYNC POINT record-publish (acquire): pairs with Writer::commit's release store.
+    const RecordWord word = atomic_load(r.word_at(head), std::memory_order_acquire);
+    if (static_cast<std::uint32_t>(word >> 32) != record_stamp(head)) {
+      return step == 0 ? Status::kEmpty : Status::kCorrupted;
     }
-    const std::uint64_t available = r.cached_tail_ - head;
+    const std::uint32_t size = static_cast<std::uint32_t>(word) & ~kPaddingFlag;
     const std::uint64_t offset = head & r.mask_;
-    if (available > r.data_bytes_ || available < kRecordHeaderBytes) return Status::kCorrupted;
-    RecordHeader h;
-    std::memcpy(&h, r.data_ + offset, sizeof h);
-    if (h.kind == kRecordPadding) {
+    if ((static_cast<std::uint32_t>(word) & kPaddingFlag) != 0) {
       // Padding always runs to the end of the buffer.
-      if (step != 0 || offset + kRecordHeaderBytes + h.size != r.data_bytes_ ||
-          kRecordHeaderBytes + std::uint64_t{h.size} > available) {
-        return Status::kCorrupted;
-      }
-      head += kRecordHeaderBytes + h.size;
+      if (step != 0 || offset + kRecordHeaderBytes + size != r.data_bytes_) return Status::kCorrupted;
+      head += kRecordHeaderBytes + size;
       continue;
     }
-    const std::uint64_t len = record_bytes(h.size);
-    if (h.kind != kRecordData || h.size > r.max_payload_ || len > available ||
-        offset + len > r.data_bytes_) {
-      return Status::kCorrupted;
-    }
-    out = std::span<const std::byte>(r.data_ + offset + kRecordHeaderBytes, h.size);
+    const std::uint64_t len = record_bytes(size);
+    if (size > r.max_payload_ || offset + len > r.data_bytes_) return Status::kCorrupted;
+    out = std::span<const std::byte>(r.data_ + offset + kRecordHeaderBytes, size);
     next_head_ = head + len;
     peeked_ = true;
     return Status::kOk;
   }
   return Status::kCorrupted;
+}
+
+inline Status SpscByteRing::Reader::verify_empty() noexcept {
+  // SYNC POINT tail-publish (acquire): pairs with Writer::publish. If `tail` is past our
+  // head, the record at head was stored before it, so a stamp mismatch is corruption.
+  // Records publish themselves on commit, so the consumer may have taken records whose
+  // `tail` the producer has not stored yet: tail <= head means nothing is owed.
+  const std::uint64_t tail = atomic_load(ring_.header_->tail, std::memory_order_acquire);
+  if (tail <= head_) return Status::kEmpty;
+  std::span<const std::byte> ignored;
+  const Status s = try_peek(ignored);
+  peeked_ = false;
+  return s == Status::kOk ? Status::kOk : Status::kCorrupted;  // kOk: it landed meanwhile
 }
 
 inline void SpscByteRing::Reader::release() noexcept {

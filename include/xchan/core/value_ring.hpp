@@ -17,7 +17,7 @@ namespace xchan::core {
 /// wait-free. Objects still queued when the ring is destroyed are destroyed with it.
 template <class T>
 class ValueRing {
-  static_assert(alignof(T) <= alignof(RecordHeader), "records are 8-byte aligned");
+  static_assert(alignof(T) <= alignof(RecordWord), "records are 8-byte aligned");
 
  public:
   /// Room for `capacity` objects. Throws std::bad_alloc.
@@ -66,7 +66,7 @@ class ValueRing {
  private:
   RingHeader header_{};
   std::uint64_t data_bytes_;
-  std::unique_ptr<std::byte[]> data_;  // new[] aligns to 16 >= alignof(RecordHeader)
+  std::unique_ptr<std::byte[]> data_;  // new[] aligns to 16 >= alignof(RecordWord)
   SpscByteRing ring_;
 };
 

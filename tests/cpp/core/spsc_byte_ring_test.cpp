@@ -174,7 +174,7 @@ TEST(SpscByteRingTest, ReservationCanShrinkOnCommit) {
   EXPECT_TRUE(matches_pattern(got, 5));
 }
 
-TEST(SpscByteRingTest, BatchIsInvisibleUntilPublished) {
+TEST(SpscByteRingTest, CommittedRecordIsVisibleBeforeTheBatchIsPublished) {
   OwnedRing r(1024, 16);
   SpscByteRing::Writer w(r.ring);
   for (std::uint64_t i = 0; i < 3; ++i) {
@@ -183,10 +183,20 @@ TEST(SpscByteRingTest, BatchIsInvisibleUntilPublished) {
     test::fill_pattern(out, i);
     w.commit(8);
   }
+  // Records publish themselves; the batch only defers the shared counters (and with
+  // them the has_records() hint).
+  {
+    SpscByteRing::Reader reader(r.ring);
+    std::span<const std::byte> view;
+    ASSERT_EQ(reader.try_peek(view), Status::kOk);
+    EXPECT_TRUE(matches_pattern(view, 0));
+  }
   EXPECT_FALSE(r.ring.has_records());
+  EXPECT_EQ(r.ring.size_approx(), 0U);
   w.publish();
   EXPECT_TRUE(r.ring.has_records());
   EXPECT_EQ(r.ring.size_approx(), 3U);
+  EXPECT_EQ(r.ring.bytes_approx(), 3U * 16U);
 }
 
 TEST(SpscByteRingTest, PopIntoSmallBufferConsumesNothing) {
@@ -205,17 +215,79 @@ TEST(SpscByteRingTest, PopIntoSmallBufferConsumesNothing) {
 TEST(SpscByteRingTest, GarbageRecordHeaderIsReportedAsCorrupted) {
   OwnedRing r(256, 16);
   ASSERT_EQ(r.ring.try_push(pattern(16, 1)), Status::kOk);
-  // A peer overwrites the record header with garbage.
-  const RecordHeader bad{0xffff, 0x12345678};
-  std::memcpy(r.bytes().data(), &bad, sizeof bad);
+  // A peer overwrites the published record's header with garbage: the stamp no longer
+  // matches, so the fast path sees no record, and the check against `tail` sees corruption.
+  const RecordWord garbage = 0x1234'5678'0000'ffffULL;
+  std::memcpy(r.bytes().data(), &garbage, sizeof garbage);
   Status s;
   pop(r.ring, s);
-  EXPECT_EQ(s, Status::kCorrupted);
-  // An oversized length with a valid tag is caught too.
-  const RecordHeader too_long{200, kRecordData};
+  EXPECT_EQ(s, Status::kEmpty);
+  {
+    SpscByteRing::Reader reader(r.ring);
+    std::span<const std::byte> view;
+    EXPECT_EQ(reader.try_peek(view), Status::kEmpty);
+    EXPECT_EQ(reader.verify_empty(), Status::kCorrupted);
+  }
+  // A valid stamp with a length beyond the buffer is caught by try_peek itself.
+  const RecordWord too_long = record_word(0, 200);
   std::memcpy(r.bytes().data(), &too_long, sizeof too_long);
   pop(r.ring, s);
   EXPECT_EQ(s, Status::kCorrupted);
+  // So is a padding record that does not run to the end of the buffer.
+  const RecordWord bad_pad = record_word(0, 16 | kPaddingFlag);
+  std::memcpy(r.bytes().data(), &bad_pad, sizeof bad_pad);
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kCorrupted);
+}
+
+TEST(SpscByteRingTest, OldPayloadThatLooksLikeAHeaderIsNeverReadAsARecord) {
+  OwnedRing r(256, 16);
+  Status s;
+  // Lap 0: A = [0,128) with a 120-byte payload starting at 8, B = [128,144), C = [144,256).
+  // Plant, at payload offset 0 of A (buffer offset 8), exactly the word a record starting
+  // at index 264 (lap 1, offset 8) would carry.
+  std::vector<std::byte> a = pattern(120, 1);
+  const RecordWord planted = record_word(264, 5);
+  std::memcpy(a.data(), &planted, sizeof planted);
+  ASSERT_EQ(r.ring.try_push(a), Status::kOk);
+  pop(r.ring, s);
+  ASSERT_EQ(r.ring.try_push(pattern(8, 2)), Status::kOk);
+  pop(r.ring, s);
+  ASSERT_EQ(r.ring.try_push(pattern(104, 3)), Status::kOk);
+  pop(r.ring, s);
+  ASSERT_EQ(r.header.head, 256U);
+  // Lap 1: D = [256,264). After it, the consumer reads the slot at 264: it must find no
+  // record, not the planted word.
+  ASSERT_EQ(r.ring.try_push({}), Status::kOk);
+  pop(r.ring, s);
+  ASSERT_EQ(s, Status::kOk);
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kEmpty);
+  EXPECT_FALSE(r.ring.has_records());
+}
+
+TEST(SpscByteRingTest, VerifyEmptyOnAnEmptyRingSaysEmpty) {
+  OwnedRing r(256, 16);
+  SpscByteRing::Reader reader(r.ring);
+  std::span<const std::byte> view;
+  EXPECT_EQ(reader.try_peek(view), Status::kEmpty);
+  EXPECT_EQ(reader.verify_empty(), Status::kEmpty);
+}
+
+TEST(SpscByteRingTest, StaleRecordsFromAnEarlierLapAreNotReadAgain) {
+  OwnedRing r(256, 16);
+  Status s;
+  // Fill and drain the buffer several times; a stale header left behind at head must
+  // never pass for a new record.
+  for (std::uint64_t i = 0; i < 40; ++i) {
+    ASSERT_EQ(r.ring.try_push(pattern(24, i)), Status::kOk);
+    const auto got = pop(r.ring, s);
+    ASSERT_EQ(s, Status::kOk);
+    ASSERT_TRUE(matches_pattern(got, i));
+    pop(r.ring, s);
+    ASSERT_EQ(s, Status::kEmpty) << "lap " << i;
+    EXPECT_FALSE(r.ring.has_records());
+  }
 }
 
 TEST(SpscByteRingTest, AttachRejectsCorruptedHeader) {
@@ -267,24 +339,29 @@ TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
 }
 
 TEST(SpscByteRingTest, TwoThreadsDeliverEveryMessageOnceInOrder) {
-  OwnedRing r(4096, 64);
+  // A small buffer and sizes up to its maximum: most pushes wrap or pad, and every empty
+  // poll also asks verify_empty(), which must never mistake a record in flight for garbage.
+  OwnedRing r(1024, 64);
   constexpr std::uint64_t kCount = 200'000;
+  const std::uint64_t max = r.ring.max_payload();
   std::thread producer([&] {
     for (std::uint64_t i = 0; i < kCount; ++i) {
-      const auto msg = pattern(8 + i % 200, i);
+      const auto msg = pattern((i * 37) % (max + 1), i);
       while (r.ring.try_push(msg) != Status::kOk) std::this_thread::yield();
     }
   });
-  std::vector<std::byte> buf(r.ring.max_payload());
+  std::vector<std::byte> buf(max);
   for (std::uint64_t i = 0; i < kCount;) {
     std::size_t n = 0;
     const Status s = r.ring.try_pop(buf, n);
     if (s == Status::kEmpty) {
+      SpscByteRing::Reader reader(r.ring);
+      ASSERT_NE(reader.verify_empty(), Status::kCorrupted) << "message " << i;
       std::this_thread::yield();
       continue;
     }
     ASSERT_EQ(s, Status::kOk);
-    ASSERT_EQ(n, 8 + i % 200);
+    ASSERT_EQ(n, (i * 37) % (max + 1));
     ASSERT_TRUE(matches_pattern(std::span(buf).first(n), i)) << i;
     ++i;
   }

@@ -57,11 +57,19 @@ TEST_P(ChannelStressTest, EveryMessageArrivesOnceIntactInProducerOrder) {
           for (std::uint32_t j = i; j < std::min(i + 16, prm.per_producer); ++j) msgs.push_back(make_message(p, j));
           std::vector<std::span<const std::byte>> views(msgs.begin(), msgs.end());
           std::size_t sent = 0;
-          if (mine.send_many(views, Deadline::after(std::chrono::seconds(30)), sent) != Status::kOk) ++bad;
+          const Status s = mine.send_many(views, Deadline::after(std::chrono::seconds(30)), sent);
+          if (s != Status::kOk) {
+            ADD_FAILURE() << "send_many returned " << to_string(s);
+            ++bad;
+          }
         }
       } else {
         for (std::uint32_t i = 0; i < prm.per_producer; ++i) {
-          if (mine.send(make_message(p, i), Deadline::after(std::chrono::seconds(30))) != Status::kOk) ++bad;
+          const Status s = mine.send(make_message(p, i), Deadline::after(std::chrono::seconds(30)));
+          if (s != Status::kOk) {
+            ADD_FAILURE() << "send returned " << to_string(s);
+            ++bad;
+          }
         }
       }
       mine.close();
@@ -97,6 +105,7 @@ TEST_P(ChannelStressTest, EveryMessageArrivesOnceIntactInProducerOrder) {
                                              Deadline::after(std::chrono::seconds(30)), got);
         if (s == Status::kClosed) break;
         if (s != Status::kOk) {
+          ADD_FAILURE() << "recv returned " << to_string(s);
           ++bad;
           break;
         }
