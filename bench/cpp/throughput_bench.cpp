@@ -27,8 +27,10 @@ struct Storage {
 
 template <std::size_t N>
 void BM_XchanSpscRing(benchmark::State& state) {
-  Storage<core::RingHeader> mem(footprint_for(N));
-  core::SpscByteRing ring;
+  auto owned_mem = std::make_unique<Storage<core::RingHeader>>(footprint_for(N));
+  auto owned_ring = std::make_unique<core::SpscByteRing>();
+  auto& mem = *owned_mem;
+  auto& ring = *owned_ring;
   if (core::SpscByteRing::init(mem.header, mem.bytes(), 1 << 30) != Status::kOk ||
       ring.attach(mem.header, mem.bytes()) != Status::kOk) {
     state.SkipWithError("ring set-up failed");
@@ -181,21 +183,21 @@ constexpr std::size_t k64 = 64;
 constexpr std::size_t k4K = 4096;
 constexpr std::size_t k1M = std::size_t{1} << 20;
 
-BENCHMARK(BM_XchanSpscRing<k64>)->UseRealTime();
-BENCHMARK(BM_BoostSpscQueue<k64>)->UseRealTime();
-BENCHMARK(BM_XchanChannel<k64>)->UseRealTime();
-BENCHMARK(BM_XchanChannelBatched)->UseRealTime();
-BENCHMARK(BM_MutexCondvarQueue<k64>)->UseRealTime();
-BENCHMARK(BM_XchanSpscRing<k4K>)->UseRealTime();
-BENCHMARK(BM_BoostSpscQueue<k4K>)->UseRealTime();
-BENCHMARK(BM_XchanChannel<k4K>)->UseRealTime();
-BENCHMARK(BM_MutexCondvarQueue<k4K>)->UseRealTime();
-BENCHMARK(BM_XchanSpscRing<k1M>)->UseRealTime();
-BENCHMARK(BM_BoostSpscQueue<k1M>)->UseRealTime();
-BENCHMARK(BM_XchanChannel<k1M>)->UseRealTime();
-BENCHMARK(BM_MutexCondvarQueue<k1M>)->UseRealTime();
-BENCHMARK(BM_XchanMpmcRing)->Args({1, 1})->Args({2, 2})->UseRealTime();
-BENCHMARK(BM_BoostLockfreeQueue)->Args({1, 1})->Args({2, 2})->UseRealTime();
+BENCHMARK(BM_XchanSpscRing<k64>)->UseManualTime();
+BENCHMARK(BM_BoostSpscQueue<k64>)->UseManualTime();
+BENCHMARK(BM_XchanChannel<k64>)->UseManualTime();
+BENCHMARK(BM_XchanChannelBatched)->UseManualTime();
+BENCHMARK(BM_MutexCondvarQueue<k64>)->UseManualTime();
+BENCHMARK(BM_XchanSpscRing<k4K>)->UseManualTime();
+BENCHMARK(BM_BoostSpscQueue<k4K>)->UseManualTime();
+BENCHMARK(BM_XchanChannel<k4K>)->UseManualTime();
+BENCHMARK(BM_MutexCondvarQueue<k4K>)->UseManualTime();
+BENCHMARK(BM_XchanSpscRing<k1M>)->UseManualTime();
+BENCHMARK(BM_BoostSpscQueue<k1M>)->UseManualTime();
+BENCHMARK(BM_XchanChannel<k1M>)->UseManualTime();
+BENCHMARK(BM_MutexCondvarQueue<k1M>)->UseManualTime();
+BENCHMARK(BM_XchanMpmcRing)->Args({1, 1})->Args({2, 2})->UseManualTime();
+BENCHMARK(BM_BoostLockfreeQueue)->Args({1, 1})->Args({2, 2})->UseManualTime();
 
 }  // namespace
 }  // namespace xchan::bench

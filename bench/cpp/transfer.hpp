@@ -1,6 +1,9 @@
-// The harness shared by the throughput cases: P producer threads each push K messages,
-// C consumer threads each pop K*P/C, per benchmark iteration; threads are started inside
-// the timed region (tens of microseconds against tens of milliseconds of transfer).
+// The harness shared by the throughput cases: P producer threads and C consumer threads,
+// started once per benchmark run and released together by a start flag, move
+// iterations * K messages; the wall time of the whole transfer is reported per iteration
+// through manual timing. Long-lived threads measure the steady state users see; starting
+// threads every iteration measured start-up transients instead (a queue whose producer
+// happened to run first began each 1 ms iteration full).
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -8,6 +11,7 @@
 
 #include <cstddef>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -36,46 +40,55 @@ class Backoff {
 /// Runs the transfer and reports items/s and bytes/s. push(buf) and pop(buf) move one
 /// message each (they spin or block as the queue under test does) and return false on an
 /// error, which stops the run and marks the benchmark failed instead of hanging it.
+/// Register the benchmark with ->UseManualTime().
 template <class Push, class Pop>
 void run_transfer(benchmark::State& state, unsigned producers, unsigned consumers,
                   std::uint64_t per_producer, std::size_t message_bytes, Push push, Pop pop) {
-  const std::uint64_t total = per_producer * producers;
-  const std::uint64_t quota = total / consumers;
+  const auto iterations = static_cast<std::uint64_t>(state.max_iterations);
+  const std::uint64_t per_thread = per_producer * iterations;
+  const std::uint64_t quota = per_thread * producers / consumers;
   std::atomic<bool> failed{false};
-  for (auto _ : state) {
-    std::vector<std::thread> threads;
-    for (unsigned p = 0; p < producers; ++p) {
-      threads.emplace_back([&] {
-        std::vector<std::byte> buf(message_bytes, std::byte{0x5a});
-        for (std::uint64_t i = 0; i < per_producer && !failed.load(std::memory_order_relaxed); ++i) {
-          if (!push(buf)) failed = true;
-        }
-      });
-    }
-    for (unsigned c = 0; c < consumers; ++c) {
-      threads.emplace_back([&] {
-        std::vector<std::byte> buf(message_bytes);
-        for (std::uint64_t i = 0; i < quota && !failed.load(std::memory_order_relaxed); ++i) {
-          if (!pop(buf)) failed = true;
-        }
-        benchmark::DoNotOptimize(buf.data());
-      });
-    }
-    for (auto& t : threads) t.join();
-    if (failed) {
-      state.SkipWithError("a transfer failed");
-      break;
-    }
+  std::atomic<unsigned> ready{0};
+  const unsigned everyone = producers + consumers;
+  auto start_together = [&] {
+    ready.fetch_add(1);
+    while (ready.load() < everyone) std::this_thread::yield();
+  };
+  std::vector<std::thread> threads;
+  for (unsigned p = 0; p < producers; ++p) {
+    threads.emplace_back([&] {
+      std::vector<std::byte> buf(message_bytes, std::byte{0x5a});
+      start_together();
+      for (std::uint64_t i = 0; i < per_thread && !failed.load(std::memory_order_relaxed); ++i) {
+        if (!push(buf)) failed = true;
+      }
+    });
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * quota * consumers));
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * quota * consumers * message_bytes));
+  std::chrono::steady_clock::time_point start;
+  for (unsigned c = 0; c < consumers; ++c) {
+    threads.emplace_back([&, first = c == 0] {
+      std::vector<std::byte> buf(message_bytes);
+      start_together();
+      if (first) start = std::chrono::steady_clock::now();
+      for (std::uint64_t i = 0; i < quota && !failed.load(std::memory_order_relaxed); ++i) {
+        if (!pop(buf)) failed = true;
+      }
+      benchmark::DoNotOptimize(buf.data());
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (auto _ : state) state.SetIterationTime(seconds / static_cast<double>(iterations));
+  if (failed) state.SkipWithError("a transfer failed");
+  state.SetItemsProcessed(static_cast<std::int64_t>(iterations * per_producer * producers));
+  state.SetBytesProcessed(static_cast<std::int64_t>(iterations * per_producer * producers * message_bytes));
 }
 
-/// Messages per iteration so that one iteration moves ~64 MiB or 200k messages, whichever
-/// is fewer.
+/// Messages per iteration: ~4 MiB or 20k messages, whichever is fewer.
 constexpr std::uint64_t messages_for(std::size_t bytes) {
-  const std::uint64_t by_bytes = (std::uint64_t{64} << 20) / bytes;
-  return by_bytes < 200'000 ? (by_bytes < 64 ? 64 : by_bytes) : 200'000;
+  const std::uint64_t by_bytes = (std::uint64_t{4} << 20) / bytes;
+  return by_bytes < 20'000 ? (by_bytes < 4 ? 4 : by_bytes) : 20'000;
 }
 
 /// Same memory footprint for every queue under test at one message size.

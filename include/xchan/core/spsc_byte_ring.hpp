@@ -48,13 +48,13 @@ struct RingHeader {
   std::uint64_t data_bytes;   // size of the record buffer, a power of two
   std::uint64_t max_records;  // at most this many records in flight
 
-  // Producer-owned line: written by the producer only, read by the consumer.
-  alignas(kCacheLine) std::uint64_t tail;  // bytes ever published
-  std::uint64_t pushed;                    // records ever published
-
-  // Consumer-owned line: written by the consumer only, read by the producer.
-  alignas(kCacheLine) std::uint64_t head;  // bytes ever released
-  std::uint64_t popped;                    // records ever released
+  // Each index on its own line. `tail`/`pushed` are written by the producer only, `head`/
+  // `popped` by the consumer only; the other side reads them only to refresh its cached
+  // copy (or for statistics), so each line stays with its writer in steady state.
+  alignas(kCacheLine) std::uint64_t tail;    // bytes ever published
+  alignas(kCacheLine) std::uint64_t pushed;  // records ever published
+  alignas(kCacheLine) std::uint64_t head;    // bytes ever released
+  alignas(kCacheLine) std::uint64_t popped;  // records ever released
 };
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(std::is_trivially_copyable_v<RingHeader>);
@@ -78,12 +78,13 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
 inline constexpr std::uint32_t kRingVersion = 2;
 
-/// Copies message bytes: small copies inline as two overlapping moves (no call, no size
-/// dispatch; this halved the single-threaded cost of a 64 B push+pop), large ones via libc.
+/// Copies message bytes: up to 32 bytes inline as two overlapping moves (no call, no size
+/// dispatch), larger ones via libc. Not inline 32-byte moves above that: payloads start 8
+/// bytes into a record, so such moves split across cache lines, which cost 3x at 57-64 B
+/// on this machine's CPU (measured, docs/performance.md).
 inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   struct B8 { unsigned char b[8]; };
   struct B16 { unsigned char b[16]; };
-  struct B32 { unsigned char b[32]; };
   auto two_moves = [&]<class Chunk>(Chunk) {
     Chunk a;
     Chunk b;
@@ -92,10 +93,8 @@ inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noex
     __builtin_memcpy(dst, &a, sizeof(Chunk));
     __builtin_memcpy(dst + n - sizeof(Chunk), &b, sizeof(Chunk));
   };
-  if (n > 64) {
+  if (n > 32) {
     std::memcpy(dst, src, n);
-  } else if (n > 32) {
-    two_moves(B32{});
   } else if (n > 16) {
     two_moves(B16{});
   } else if (n >= 8) {
@@ -344,12 +343,18 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
   const std::uint64_t at = reserved_at_ + reserved_pad_;
   const std::uint64_t next = at + record_bytes(used);
   // Record boundaries move from lap to lap, so the slot where the next header will go may
-  // hold old payload bytes that happen to look like a valid word. Zero it first (it is
-  // free space) so the consumer, which reads it right after this record, sees "no record".
-  // When it is not free the ring is exactly full and the slot holds the header of the
-  // record at `cached_head_`, one lap back: its stamp cannot match.
+  // hold old payload bytes that happen to look like the valid word for that index. The
+  // consumer reads that slot right after this record, so such a word is zeroed first. Only
+  // then: a caught-up consumer polls this very slot, and an unconditional store would
+  // move its line once more per message. The slot is free space (only we write it), so
+  // the check cannot race. When it is not free the ring is exactly full and the slot holds
+  // the header of the record at `cached_head_`, one lap back: its stamp cannot match.
   if (next - r.cached_head_ < r.data_bytes_) {
-    atomic_store(r.word_at(next), RecordWord{0}, std::memory_order_relaxed);
+    RecordWord& slot = r.word_at(next);
+    if (static_cast<std::uint32_t>(atomic_load(slot, std::memory_order_relaxed) >> 32) ==
+        record_stamp(next)) {
+      atomic_store(slot, RecordWord{0}, std::memory_order_relaxed);
+    }
   }
   // SYNC POINT record-publish (release): pairs with Reader::try_peek's acquire of the
   // word; the payload and the zeroed next slot are visible once the stamp is. The data
