@@ -1,9 +1,13 @@
 # The two commands of the README quick start, and their parts. Each target installs what
 # is missing (scripts/ensure_deps.sh), configures and builds.
 BUILD ?= build
+PYTHONS ?= $(shell scripts/find_pythons.sh)
 MESON_OPTS ?=
+PY ?= $(lastword $(subst $(comma), ,$(PYTHONS)))
+comma := ,
+export PYTHONPATH := $(CURDIR)/$(BUILD)/python_bindings
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench install clean
 
 all: build
 
@@ -11,7 +15,7 @@ deps:
 	@scripts/ensure_deps.sh
 
 $(BUILD)/build.ninja: | deps
-	meson setup $(BUILD) $(MESON_OPTS)
+	meson setup $(BUILD) -Dpythons=$(PYTHONS) $(MESON_OPTS)
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -21,16 +25,21 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || true
 	@python3 scripts/test_summary.py $(BUILD)
 
-# The main job. Until the Python module lands: the C++ benchmark's headline cases.
+# The main job: a pipeline across own-GIL interpreters against multiprocessing and threads.
 demo: build
-	$(BUILD)/bench/cpp/xchan_bench --benchmark_min_time=0.3 \
-	  --benchmark_filter='k64|Batched|Mpmc|Lockfree|RoundTrip'
+	$(PY) examples/pipeline_demo.py
 
-# All C++ benchmark cases, median of 5 repetitions, JSON under bench/results/.
+# Python-level comparisons (JSON + table in docs/performance-python.md), then every C++
+# benchmark case, median of 5 repetitions, JSON under bench/results/.
 bench: build
 	mkdir -p bench/results
+	$(PY) bench/python/compare.py --json bench/results/python.json --markdown docs/performance-python.md
 	$(BUILD)/bench/cpp/xchan_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
 	  --benchmark_min_time=0.2 --benchmark_out=bench/results/cpp.json --benchmark_out_format=json
+
+# Installs the package into the chosen interpreter's site-packages (PY=/path/to/python3.X).
+install: build
+	$(PY) scripts/install_package.py $(BUILD)/python_bindings/xchan
 
 clean:
 	rm -rf $(BUILD) build-ci-*

@@ -33,4 +33,26 @@ std::size_t ChannelRegistry::size() const {
   return channels_.size();
 }
 
+std::uint64_t ChannelRegistry::park(End end) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  // Tokens are not guessable from ids alone: a multiplicative hash of a counter.
+  const std::uint64_t token = (++next_token_ * 0x9E3779B97F4A7C15ULL) | 1U;
+  parked_.emplace(token, std::move(end));
+  return token;
+}
+
+bool ChannelRegistry::take(std::uint64_t token, End& out) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  const auto it = parked_.find(token);
+  if (it == parked_.end()) return false;
+  out = std::move(it->second);
+  parked_.erase(it);
+  return true;
+}
+
+std::size_t ChannelRegistry::parked() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return parked_.size();
+}
+
 }  // namespace xchan

@@ -109,7 +109,8 @@ class Channel {
 
   /// Takes the oldest message: calls drain(std::span<const std::byte>) on its bytes (valid
   /// only during the call, under the consumer lock), then frees its room and wakes a
-  /// parked sender. kEmpty when nothing is queued, kClosed when nothing is queued and no
+  /// parked sender. A drain that returns bool may refuse (false): the message stays queued
+  /// and the call returns kNoMemory if nothing was taken. kEmpty when nothing is queued, kClosed when nothing is queued and no
   /// sender is open, kCorrupted if the ring fails validation. Any thread.
   template <class Drain>
   [[nodiscard]] Status try_recv_with(Drain&& drain) noexcept(noexcept(drain(std::span<const std::byte>{})));
@@ -222,7 +223,14 @@ Status Channel::try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& 
     core::MpmcByteRing::Reader reader(ring_);
     std::span<const std::byte> in;
     while (got < max && (s = reader.try_peek(in)) == Status::kOk) {
-      drain(in);
+      if constexpr (std::is_same_v<decltype(drain(in)), bool>) {
+        if (!drain(in)) {  // the drain refused (e.g. out of memory): the message stays
+          s = Status::kNoMemory;
+          break;
+        }
+      } else {
+        drain(in);
+      }
       reader.release();
       ++got;
     }

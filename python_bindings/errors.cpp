@@ -1,0 +1,51 @@
+// The single mapping from xchan::Status to Python exceptions.
+#include "errors.hpp"
+
+namespace xchan::py {
+
+PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message) {
+  switch (s) {
+    case Status::kOk:
+      PyErr_SetString(PyExc_SystemError, "xchan: raise_status(kOk)");
+      break;
+    case Status::kFull:
+      PyErr_SetString(st->channel_full, "channel is full");
+      break;
+    case Status::kEmpty:
+      PyErr_SetString(st->channel_empty, "channel is empty");
+      break;
+    case Status::kTimeout:
+      if (op == Op::kSend) {
+        PyErr_SetString(st->channel_full, "timed out waiting for room in the channel");
+      } else {
+        PyErr_SetString(st->channel_empty, "timed out waiting for a message");
+      }
+      break;
+    case Status::kClosed:
+      PyErr_SetString(st->channel_closed, op == Op::kSend
+                                              ? "channel closed: no receiver is open"
+                                              : "channel closed: no sender is open and nothing is queued");
+      break;
+    case Status::kInterrupted:
+      // Only reached if a signal arrived without a Python exception (handler returned).
+      PyErr_SetString(PyExc_InterruptedError, "xchan: wait interrupted by a signal");
+      break;
+    case Status::kTooLarge:
+      PyErr_Format(PyExc_ValueError,
+                   "message is larger than the channel's largest message (%zd bytes; raise max_bytes)",
+                   max_message);
+      break;
+    case Status::kInvalidArgument:
+      PyErr_SetString(PyExc_ValueError, "invalid channel argument");
+      break;
+    case Status::kCorrupted:
+      PyErr_SetString(st->channel_error, "channel memory failed validation (corrupted record)");
+      break;
+    case Status::kNoMemory:
+      PyErr_NoMemory();
+      break;
+  }
+  return nullptr;
+}
+
+}  // namespace xchan::py

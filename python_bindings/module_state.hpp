@@ -1,0 +1,45 @@
+// Per-module (so per-interpreter) state of xchan._xchan: exception types, heap types, the
+// cached pickle functions and the list of ends opened in this interpreter, which are closed
+// when the interpreter tears the module down. No static PyObject* anywhere.
+#pragma once
+
+#include "python_api.hpp"
+#include "xchan/channel/deadline.hpp"
+
+namespace xchan::py {
+
+struct EndObject;
+
+struct ModuleState {
+  PyObject* channel_error;   // xchan.ChannelError(Exception)
+  PyObject* channel_empty;   // ChannelEmpty(ChannelError, queue.Empty)
+  PyObject* channel_full;    // ChannelFull(ChannelError, queue.Full)
+  PyObject* channel_closed;  // ChannelClosed(ChannelError)
+  PyObject* peer_died;       // PeerDied(ChannelClosed)
+  PyObject* worker_error;    // WorkerError(ChannelError)
+  PyTypeObject* sender_type;
+  PyTypeObject* receiver_type;
+  PyTypeObject* worker_type;
+  PyObject* pickle_dumps;
+  PyObject* pickle_loads;
+  PyObject* attach_func;     // _attach, for __reduce__
+  EndObject* open_ends;      // intrusive list of ends still open in this interpreter
+  void* workers;             // worker.cpp's list of the workers this interpreter started
+  bool is_main_interpreter;  // Ctrl-C is only delivered here
+  // Pickle with out-of-band buffers (buffer_callback). Off in 3.12 subinterpreters, where
+  // CPython 3.12.1 itself corrupts the heap when a buffer_callback is used (reproduced
+  // without xchan: pickle.dumps(x, 5, buffer_callback=[].append) in an isolated
+  // interpreter aborts the process at exit; 3.13 is fine).
+  bool out_of_band_pickle;
+};
+
+/// The state of the module that defined `type` (a heap type of this module).
+inline ModuleState* state_of(PyTypeObject* type) noexcept {
+  return static_cast<ModuleState*>(PyType_GetModuleState(type));
+}
+
+inline ModuleState* state_of_module(PyObject* module) noexcept {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+}  // namespace xchan::py

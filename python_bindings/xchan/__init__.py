@@ -1,0 +1,38 @@
+"""xchan: fast, bounded channels between interpreters with their own GIL.
+
+    tx, rx = xchan.channel(capacity=1024, max_bytes=64 << 20)
+    w = xchan.spawn(worker_fn, tx)        # a fresh own-GIL subinterpreter on its own thread
+    for item in rx: ...                   # ends when every Sender is closed and drained
+    w.join()
+
+See README.md and docs/python.md.
+"""
+import atexit as _atexit
+
+from . import _xchan
+from ._xchan import (
+    ChannelClosed,
+    ChannelEmpty,
+    ChannelError,
+    ChannelFull,
+    PeerDied,
+    Receiver,
+    Sender,
+    Worker,
+    WorkerError,
+    channel,
+    max_message_for,
+)
+from ._queue import Queue, QueueEmpty, QueueError, QueueFull
+from ._worker import spawn
+
+__all__ = [
+    "ChannelClosed", "ChannelEmpty", "ChannelError", "ChannelFull", "PeerDied", "Queue",
+    "QueueEmpty", "QueueError", "QueueFull", "Receiver", "Sender", "Worker", "WorkerError",
+    "channel", "max_message_for", "spawn",
+]
+
+# At exit this interpreter's ends close (so its workers see disconnection and finish), then
+# its workers are joined, like non-daemon threads. Handlers registered after importing
+# xchan run before this one and can still use channels.
+_atexit.register(_xchan._shutdown)

@@ -1,0 +1,358 @@
+"""xchan channels within one interpreter: every API call, the codec, and every error path.
+Runs in the main interpreter and again inside an own-GIL subinterpreter."""
+import pickle
+import queue
+import sys
+import threading
+import time
+import unittest
+
+import xchan
+
+# Open bug (docs/python.md, "Known issues"): on CPython 3.12, pickling through xchan inside a
+# subinterpreter created by the stdlib corrupts the heap, and the process aborts when it
+# finalizes, after every test passed. Reproduced without xchan for pickle's
+# buffer_callback; the rest is not root-caused. These tests run in the 3.12 main
+# interpreter and in 3.13 subinterpreters.
+PICKLE_UNSAFE_HERE = sys.version_info < (3, 13) and not xchan._xchan._in_main_interpreter()
+needs_pickle = unittest.skipIf(PICKLE_UNSAFE_HERE, "CPython 3.12 subinterpreter pickling bug (see docs/python.md)")
+
+
+class Point:  # module level: picklable by reference
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return type(other) is Point and (self.x, self.y) == (other.x, other.y)
+
+
+class MyInt(int):
+    pass
+
+
+class Blob:
+    """Pickles its data as an out-of-band buffer under protocol 5."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        return (Blob, (pickle.PickleBuffer(self.data),))
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("no pickling me")
+
+
+def roundtrip(value, **kw):
+    tx, rx = xchan.channel(**kw)
+    tx.send(value)
+    return rx.recv(timeout=5)
+
+
+class CodecTest(unittest.TestCase):
+    def test_native_values_arrive_equal_and_of_the_same_type(self):
+        values = [b"", b"abc" * 100, "", "héllo \u2603", 0, -1, 2**63 - 1, -(2**63), 2**64, -(3**200),
+                  0.0, -1.5, float("inf"), True, False, None, (), [], {},
+                  (1, "a", [b"x", {"k": 2.0, 3: None}]), [[[[1]]]], {"nested": {"d": [1, (2,)]}}]
+        for v in values:
+            with self.subTest(v=repr(v)[:40]):
+                got = roundtrip(v)
+                self.assertEqual(got, v)
+                self.assertIs(type(got), type(v))
+
+    def test_nan_roundtrips(self):
+        got = roundtrip(float("nan"))
+        self.assertNotEqual(got, got)
+
+    def test_buffers_arrive_as_bytes(self):
+        import array
+        for v in [bytearray(b"ba"), memoryview(b"mv"), memoryview(b"abcdef")[::2], array.array("i", [1, 2])]:
+            with self.subTest(v=v):
+                got = roundtrip(v)
+                self.assertIs(type(got), bytes)
+                self.assertEqual(got, bytes(v))
+
+    @needs_pickle
+    def test_other_objects_go_through_pickle(self):
+        for v in [Point(1, 2), {1, 2}, frozenset("ab"), MyInt(5), complex(1, 2), [Point(0, 0)], "\ud800"]:
+            with self.subTest(v=repr(v)):
+                got = roundtrip(v)
+                self.assertEqual(got, v)
+                self.assertIs(type(got), type(v))
+
+    @needs_pickle
+    def test_pickle_out_of_band_buffers_travel_raw(self):
+        # In-band, a read-only PickleBuffer unpickles as bytes; out of band, pickle wraps
+        # the buffer xchan hands to pickle.loads in a read-only memoryview.
+        got = roundtrip(Blob(b"x" * 100_000))
+        self.assertIs(type(got), Blob)
+        # In-band only in CPython 3.12 subinterpreters (a CPython bug; see module_state.hpp).
+        expected = memoryview if xchan._xchan._out_of_band_pickle() else bytes
+        self.assertIs(type(got.data), expected)
+        self.assertEqual(got.data, b"x" * 100_000)
+
+    def test_top_level_buffer_objects_arrive_as_bytes(self):
+        got = roundtrip(pickle.PickleBuffer(bytearray(b"pb")))
+        self.assertEqual((type(got), got), (bytes, b"pb"))
+
+    @needs_pickle
+    def test_deep_nesting_falls_back_to_pickle(self):
+        v = []
+        for _ in range(100):
+            v = [v]
+        self.assertEqual(roundtrip(v), v)
+
+    @needs_pickle
+    def test_unpicklable_object_raises_and_channel_stays_usable(self):
+        tx, rx = xchan.channel()
+        with self.assertRaises(TypeError):
+            tx.send(Unpicklable())
+        with self.assertRaises(Exception):
+            tx.send(lambda: 1)
+        tx.send("still fine")
+        self.assertEqual(rx.recv_nowait(), "still fine")
+        self.assertEqual(rx.qsize(), 0)
+
+
+class ChannelApiTest(unittest.TestCase):
+    def test_channel_validates_its_arguments(self):
+        with self.assertRaises(ValueError):
+            xchan.channel(capacity=0)
+        with self.assertRaises(ValueError):
+            xchan.channel(max_bytes=-1)
+        with self.assertRaises(TypeError):
+            xchan.channel(capacity="10")
+        with self.assertRaises(TypeError):
+            xchan.channel(10)  # keyword-only
+        with self.assertRaises(ValueError):
+            xchan.channel(max_bytes=1 << 50)
+
+    def test_ends_cannot_be_instantiated_directly(self):
+        with self.assertRaises(TypeError):
+            xchan.Sender()
+
+    def test_exceptions_form_the_documented_hierarchy(self):
+        self.assertTrue(issubclass(xchan.ChannelEmpty, queue.Empty))
+        self.assertTrue(issubclass(xchan.ChannelFull, queue.Full))
+        for e in (xchan.ChannelEmpty, xchan.ChannelFull, xchan.ChannelClosed, xchan.WorkerError):
+            self.assertTrue(issubclass(e, xchan.ChannelError))
+        self.assertTrue(issubclass(xchan.PeerDied, xchan.ChannelClosed))
+
+    def test_nowait_calls(self):
+        tx, rx = xchan.channel(capacity=2)
+        with self.assertRaises(xchan.ChannelEmpty):
+            rx.recv_nowait()
+        tx.send_nowait(1)
+        tx.send_nowait(2)
+        with self.assertRaises(xchan.ChannelFull):
+            tx.send_nowait(3)
+        self.assertEqual([rx.recv_nowait(), rx.recv_nowait()], [1, 2])
+
+    def test_timeouts(self):
+        tx, rx = xchan.channel(capacity=1)
+        t0 = time.monotonic()
+        with self.assertRaises(xchan.ChannelEmpty):
+            rx.recv(timeout=0)
+        with self.assertRaises(xchan.ChannelEmpty):
+            rx.recv(timeout=0.05)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.05)
+        tx.send(1, timeout=0)
+        with self.assertRaises(xchan.ChannelFull):
+            tx.send(2, timeout=0.02)
+        with self.assertRaises(xchan.ChannelFull):
+            tx.send(2, 0)  # positional timeout
+        self.assertEqual(rx.recv(0), 1)
+
+    def test_bad_timeouts_are_rejected_without_side_effects(self):
+        tx, rx = xchan.channel()
+        for bad in (-1, -0.001, float("nan")):
+            with self.assertRaises(ValueError):
+                rx.recv(timeout=bad)
+            with self.assertRaises(ValueError):
+                tx.send("x", timeout=bad)
+        for bad in ("1", [1], object()):
+            with self.assertRaises(TypeError):
+                rx.recv(timeout=bad)
+        self.assertEqual(rx.qsize(), 0)
+        with self.assertRaises(TypeError):
+            rx.recv(bogus=1)
+        with self.assertRaises(TypeError):
+            tx.send()
+
+    def test_oversized_message_raises_value_error_and_channel_stays_usable(self):
+        tx, rx = xchan.channel(max_bytes=4096)
+        limit = xchan.max_message_for(4096)
+        self.assertEqual(tx.stats()["max_message"], limit)
+        with self.assertRaises(ValueError):
+            tx.send(b"x" * 5000)
+        with self.assertRaises(ValueError):
+            tx.send(b"x" * 5000, timeout=None)  # never waits for room it can never have
+        tx.send(b"y" * (limit - 5))  # tag + u32 length
+        self.assertEqual(len(rx.recv()), limit - 5)
+
+    @needs_pickle
+    def test_send_many_and_recv_many(self):
+        tx, rx = xchan.channel(capacity=64)
+        self.assertEqual(tx.send_many(range(10)), 10)
+        self.assertEqual(tx.send_many(iter(["a", b"b", Point(1, 1)])), 3)
+        self.assertEqual(rx.recv_many(5), [0, 1, 2, 3, 4])
+        self.assertEqual(rx.recv_many(), [5, 6, 7, 8, 9, "a", b"b", Point(1, 1)])
+        with self.assertRaises(xchan.ChannelEmpty):
+            rx.recv_many(timeout=0)
+        with self.assertRaises(ValueError):
+            rx.recv_many(0)
+        with self.assertRaises(TypeError):
+            tx.send_many(5)
+
+    def test_send_many_reports_a_partial_batch(self):
+        tx, rx = xchan.channel(capacity=3)
+        with self.assertRaises(xchan.ChannelFull) as cm:
+            tx.send_many(range(5), timeout=0.01)
+        self.assertEqual(cm.exception.sent, 3)
+        self.assertEqual(rx.recv_many(), [0, 1, 2])
+
+    def test_disconnect_when_all_senders_close(self):
+        tx, rx = xchan.channel()
+        tx2 = tx.clone()
+        tx.send(1)
+        tx.close()
+        tx2.send(2)
+        del tx2  # garbage collection closes it
+        self.assertEqual(rx.recv(), 1)
+        self.assertEqual(rx.recv(), 2)
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv()
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv_nowait()
+
+    def test_disconnect_when_all_receivers_close(self):
+        tx, rx = xchan.channel()
+        rx2 = rx.clone()
+        rx.close()
+        tx.send(1)
+        rx2.close()
+        with self.assertRaises(xchan.ChannelClosed):
+            tx.send(2)
+
+    def test_closed_handles(self):
+        tx, rx = xchan.channel()
+        self.assertFalse(tx.closed)
+        tx.close()
+        tx.close()
+        self.assertTrue(tx.closed)
+        for call in (lambda: tx.send(1), tx.clone, tx.stats, lambda: pickle.dumps(tx)):
+            with self.assertRaises(xchan.ChannelClosed):
+                call()
+
+    def test_context_managers_close(self):
+        with xchan.channel()[0] as tx:
+            self.assertFalse(tx.closed)
+        self.assertTrue(tx.closed)
+
+    def test_iteration_ends_when_senders_are_gone(self):
+        tx, rx = xchan.channel()
+        tx.send_many([1, 2, 3])
+        tx.close()
+        self.assertEqual(list(rx), [1, 2, 3])
+
+    def test_stats(self):
+        tx, rx = xchan.channel(capacity=8, max_bytes=8192)
+        tx.send_many([b"a", b"b"])
+        rx.recv()
+        s = rx.stats()
+        self.assertEqual((s["sent"], s["received"], s["queued"]), (2, 1, 1))
+        self.assertEqual((s["capacity"], s["max_bytes"], s["senders"], s["receivers"]), (8, 8192, 1, 1))
+        self.assertEqual(s["parked_receivers"], 0)
+        self.assertEqual(tx.qsize(), 1)
+
+    def test_blocking_recv_is_woken_by_another_thread_and_reports_parked_waiters(self):
+        tx, rx = xchan.channel()
+        got = []
+        t = threading.Thread(target=lambda: got.append(rx.recv(timeout=10)))
+        t.start()
+        deadline = time.monotonic() + 5
+        while tx.stats()["parked_receivers"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        self.assertEqual(tx.stats()["parked_receivers"], 1)
+        tx.send("wake")
+        t.join(10)
+        self.assertEqual(got, ["wake"])
+
+    def test_close_wakes_a_blocked_receiver_promptly(self):
+        tx, rx = xchan.channel()
+        errors = []
+
+        def wait():
+            try:
+                rx.recv(timeout=10)
+            except xchan.ChannelClosed as e:
+                errors.append(e)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        tx.close()
+        t.join(10)
+        self.assertEqual(len(errors), 1)
+        self.assertLess(time.monotonic() - t0, 2)
+
+    @needs_pickle
+    def test_pickled_end_reattaches_and_keeps_the_channel_open_in_transit(self):
+        tx, rx = xchan.channel()
+        data = pickle.dumps(tx)
+        tx.close()  # the pickled end is still an open sender
+        tx2 = pickle.loads(data)
+        tx2.send("hi")
+        tx2.close()
+        self.assertEqual(rx.recv(), "hi")
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv()
+
+    @needs_pickle
+    def test_ends_travel_over_channels(self):
+        ctl_tx, ctl_rx = xchan.channel()
+        tx, rx = xchan.channel()
+        ctl_tx.send((tx, rx))
+        del tx
+        tx_b, rx_b = ctl_rx.recv()
+        tx_b.send(42)
+        self.assertEqual(rx.recv(), 42)
+        self.assertEqual(rx_b.recv_nowait() if rx_b.qsize() else None, None)
+
+
+class QueueTest(unittest.TestCase):
+    def test_pep734_api(self):
+        q = xchan.Queue(maxsize=2)
+        self.assertEqual(q.maxsize, 2)
+        self.assertTrue(q.empty())
+        q.put(1)
+        q.put_nowait("two")
+        self.assertTrue(q.full())
+        with self.assertRaises(xchan.QueueFull):
+            q.put_nowait(3)
+        with self.assertRaises(queue.Full):
+            q.put(3, timeout=0.01)
+        self.assertEqual(q.qsize(), 2)
+        self.assertEqual(q.get(), 1)
+        self.assertEqual(q.get_nowait(), "two")
+        with self.assertRaises(xchan.QueueEmpty):
+            q.get_nowait()
+        with self.assertRaises(queue.Empty):
+            q.get(timeout=0.01)
+
+    @needs_pickle
+    def test_unbounded_queue_and_pickled_copies_share_items(self):
+        q = xchan.Queue()
+        self.assertFalse(q.full())
+        q2 = pickle.loads(pickle.dumps(q))
+        q2.put(Point(1, 2))
+        self.assertEqual(q.get(timeout=1), Point(1, 2))
+        with self.assertRaises(ValueError):
+            xchan.Queue(-1)
+
+
+if __name__ == "__main__":
+    unittest.main()

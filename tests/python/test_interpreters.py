@@ -1,0 +1,189 @@
+"""Channels between interpreters: xchan.spawn workers, stdlib-created subinterpreters,
+ends passed by pickling and over channels, interpreters destroyed while holding ends.
+Runs in the main interpreter and again inside an own-GIL subinterpreter."""
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import unittest
+
+import xchan
+import subinterp
+import workers
+
+IN_MAIN = xchan._xchan._in_main_interpreter()
+# Open bug (docs/python.md, "Known issues"): on CPython 3.12, pickling through xchan inside a
+# subinterpreter created by the stdlib corrupts the heap, and the process aborts when it
+# finalizes, after every test passed. Reproduced without xchan for pickle's
+# buffer_callback; the rest is not root-caused. These tests run in the 3.12 main
+# interpreter and in 3.13 subinterpreters.
+PICKLE_UNSAFE_HERE = sys.version_info < (3, 13) and not xchan._xchan._in_main_interpreter()
+needs_pickle = unittest.skipIf(PICKLE_UNSAFE_HERE, "CPython 3.12 subinterpreter pickling bug (see docs/python.md)")
+
+
+@needs_pickle  # spawn pickles its arguments
+class SpawnTest(unittest.TestCase):
+    def test_many_interpreters_send_to_one_receiver_exactly_once_in_order(self):
+        tx, rx = xchan.channel(capacity=64)
+        n_workers, count = 4, 3000
+        ws = [xchan.spawn(workers.produce, tx, w, count) for w in range(n_workers)]
+        tx.close()
+        last = [-1] * n_workers
+        seen = 0
+        for worker_id, seq, payload in rx:
+            self.assertEqual(seq, last[worker_id] + 1, "per-producer order")
+            self.assertEqual(payload, b"p" * (seq % 50))
+            last[worker_id] = seq
+            seen += 1
+        for w in ws:
+            w.join()
+        self.assertEqual(seen, n_workers * count)
+        self.assertEqual(last, [count - 1] * n_workers)
+
+    def test_one_sender_fans_out_to_many_interpreters(self):
+        jobs_tx, jobs_rx = xchan.channel(capacity=32)
+        res_tx, res_rx = xchan.channel(capacity=4096)  # all results fit: we read them after sending
+        ws = [xchan.spawn(workers.square_all, jobs_rx, res_tx) for _ in range(3)]
+        jobs_rx.close()
+        res_tx.close()
+        jobs_tx.send_many(range(2000))
+        jobs_tx.close()
+        results = sorted(res_rx)
+        for w in ws:
+            w.join()
+        self.assertEqual(results, sorted(n * n for n in range(2000)))
+
+    def test_worker_exception_comes_back_as_worker_error_with_traceback(self):
+        w = xchan.spawn(workers.fail, "bad input 42")
+        with self.assertRaises(xchan.WorkerError) as cm:
+            w.join()
+        self.assertIn("ValueError: bad input 42", cm.exception.traceback_text)
+        self.assertIn("workers.py", cm.exception.traceback_text)
+        self.assertFalse(w.is_alive())
+
+    def test_join_with_timeout_and_is_alive(self):
+        tx, rx = xchan.channel()
+        w = xchan.spawn(workers.echo, rx, xchan.channel()[0])
+        w.join(timeout=0.05)
+        self.assertTrue(w.is_alive())
+        tx.close()  # the worker's loop ends
+        rx.close()
+        w.join(timeout=30)
+        self.assertFalse(w.is_alive())
+
+    def test_source_code_workers(self):
+        tx, rx = xchan.channel()
+        w = xchan.spawn("args[0].send(sum(range(10)))", tx)
+        w.join()
+        self.assertEqual(rx.recv(timeout=5), 45)
+
+    def test_queue_crosses_interpreters(self):
+        q = xchan.Queue()
+        xchan.spawn(workers.use_queue, q, 5).join()
+        self.assertEqual([q.get(timeout=5) for _ in range(5)], [("q", i) for i in range(5)])
+
+    def test_ends_created_in_a_worker_come_back_over_a_channel(self):
+        ctl_tx, ctl_rx = xchan.channel()
+        w = xchan.spawn(workers.send_ends_back, ctl_tx)
+        tx, rx = ctl_rx.recv(timeout=30)
+        w.join()
+        self.assertEqual(rx.recv(timeout=5), "made in a worker")
+        tx.close()
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv(timeout=5)
+
+    def test_spawn_rejects_what_it_cannot_run(self):
+        with self.assertRaises(Exception):
+            xchan.spawn(lambda: None)  # not importable by name
+        with self.assertRaises(TypeError):
+            xchan.spawn(42)
+        with self.assertRaises(ValueError):
+            xchan.spawn(workers.fail, "x", isolate="thread")
+        with self.assertRaises(NotImplementedError):
+            xchan.spawn(workers.fail, "x", isolate="process")
+
+
+class StdlibSubinterpreterTest(unittest.TestCase):
+    def test_module_imports_in_an_own_gil_subinterpreter(self):
+        subinterp.run_isolated("import xchan; tx, rx = xchan.channel(); tx.send(1); assert rx.recv() == 1")
+
+    @needs_pickle
+    def test_destroyed_interpreter_releases_its_ends_and_its_messages_survive(self):
+        tx, rx = xchan.channel()
+        m, iid = subinterp.create()
+        blob = pickle.dumps(tx)
+        tx.close()
+        subinterp.run(m, iid, textwrap.dedent(f"""
+            import pickle
+            tx = pickle.loads({blob!r})
+            for i in range(100):
+                tx.send(("from subinterpreter", i, bytes(range(256)) * 4))
+            keep = tx  # never closed: destroying the interpreter must drop it
+        """))
+        m.destroy(iid)
+        got = list(rx)  # ends: the destroyed interpreter's sender is gone
+        self.assertEqual(len(got), 100)
+        for i, item in enumerate(got):
+            self.assertEqual(item, ("from subinterpreter", i, bytes(range(256)) * 4))
+
+    @needs_pickle
+    def test_destroyed_interpreter_holding_the_receiver_disconnects_senders(self):
+        parked_before = xchan._xchan._parked_ends()
+        tx, rx = xchan.channel()
+        m, iid = subinterp.create()
+        blob = pickle.dumps(rx)
+        rx.close()
+        subinterp.run(m, iid, f"import pickle; rx = pickle.loads({blob!r})")
+        tx.send("queued before")
+        m.destroy(iid)
+        with self.assertRaises(xchan.ChannelClosed):
+            tx.send("after")
+        self.assertEqual(xchan._xchan._parked_ends(), parked_before)  # the pickled end was taken
+
+
+@unittest.skipUnless(IN_MAIN, "starts subprocesses (not allowed in isolated interpreters)")
+class ProcessLevelTest(unittest.TestCase):
+    def run_script(self, source, **kw):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        return subprocess.run([sys.executable, "-c", source] if "script" not in kw else [sys.executable, kw["script"]],
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    def test_functions_defined_in_the_main_script_can_be_spawned(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "main_script.py")
+            with open(path, "w") as f:
+                f.write(textwrap.dedent("""
+                    import xchan
+                    def work(tx):
+                        tx.send("hello from __main__.work")
+                    if __name__ == "__main__":
+                        tx, rx = xchan.channel()
+                        xchan.spawn(work, tx).join()
+                        print(rx.recv(timeout=10))
+                """))
+            r = self.run_script("", script=path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "hello from __main__.work")
+
+    def test_ctrl_c_interrupts_a_blocking_recv_and_loses_nothing(self):
+        source = textwrap.dedent("""
+            import os, signal, threading, xchan
+            tx, rx = xchan.channel()
+            threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+            try:
+                rx.recv()  # no timeout: only Ctrl-C ends this wait
+                print("returned?!")
+            except KeyboardInterrupt:
+                print("interrupted")
+            tx.send("after")
+            print(rx.recv(timeout=1), rx.qsize())
+        """)
+        r = self.run_script(source)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["interrupted", "after", "0"])
+
+
+if __name__ == "__main__":
+    unittest.main()
