@@ -2,6 +2,8 @@
 // waiting with the GIL released in between.
 #include "ends.hpp"
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <memory>
 #include <new>
@@ -371,35 +373,40 @@ PyObject* r_next(PyObject* obj) {
 
 #define XCHAN_FASTCALL_KW(f) as_cfunction(f), METH_FASTCALL | METH_KEYWORDS
 
-PyMethodDef kSenderMethods[] = {
+/// Methods every end has.
+const std::array<PyMethodDef, 7> kCommonMethods = {{
+    {"clone", m_clone, METH_NOARGS, "clone(): another end of the same kind on the same channel."},
+    {"close", m_close, METH_NOARGS, "close(): drop this end (idempotent)."},
+    {"stats", m_stats, METH_NOARGS, "stats() -> dict of channel counters."},
+    {"qsize", m_qsize, METH_NOARGS, "qsize() -> int: messages queued now."},
+    {"__enter__", m_enter, METH_NOARGS, nullptr},
+    {"__exit__", as_cfunction(m_exit), METH_FASTCALL, nullptr},
+    {"__reduce__", m_reduce, METH_NOARGS, nullptr},
+}};
+
+/// `own` methods, then the common ones, then the sentinel.
+template <std::size_t N>
+std::array<PyMethodDef, N + 7 + 1> with_common_methods(const std::array<PyMethodDef, N>& own) {
+  std::array<PyMethodDef, N + 7 + 1> table{};
+  std::copy(own.begin(), own.end(), table.begin());
+  std::copy(kCommonMethods.begin(), kCommonMethods.end(), table.begin() + N);
+  table.back() = {nullptr, nullptr, 0, nullptr};
+  return table;
+}
+
+auto kSenderMethods = with_common_methods<3>({{
     {"send", XCHAN_FASTCALL_KW(m_send), "send(obj, timeout=None): send, waiting for room."},
     {"send_nowait", m_send_nowait, METH_O, "send_nowait(obj): send or raise ChannelFull."},
     {"send_many", XCHAN_FASTCALL_KW(m_send_many),
      "send_many(items, timeout=None) -> int: send in order, with one wake-up per batch."},
-    {"clone", m_clone, METH_NOARGS, "clone() -> Sender: another sender end of the same channel."},
-    {"close", m_close, METH_NOARGS, "close(): drop this end (idempotent)."},
-    {"stats", m_stats, METH_NOARGS, "stats() -> dict of channel counters."},
-    {"qsize", m_qsize, METH_NOARGS, "qsize() -> int: messages queued now."},
-    {"__enter__", m_enter, METH_NOARGS, nullptr},
-    {"__exit__", as_cfunction(m_exit), METH_FASTCALL, nullptr},
-    {"__reduce__", m_reduce, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
+}});
 
-PyMethodDef kReceiverMethods[] = {
+auto kReceiverMethods = with_common_methods<3>({{
     {"recv", XCHAN_FASTCALL_KW(m_recv), "recv(timeout=None): the next message, waiting for one."},
     {"recv_nowait", m_recv_nowait, METH_NOARGS, "recv_nowait(): the next message or ChannelEmpty."},
     {"recv_many", XCHAN_FASTCALL_KW(m_recv_many),
      "recv_many(max_items=1024, timeout=None) -> list: waits for one, returns all ready."},
-    {"clone", m_clone, METH_NOARGS, "clone() -> Receiver: another receiver end of the same channel."},
-    {"close", m_close, METH_NOARGS, "close(): drop this end (idempotent)."},
-    {"stats", m_stats, METH_NOARGS, "stats() -> dict of channel counters."},
-    {"qsize", m_qsize, METH_NOARGS, "qsize() -> int: messages queued now."},
-    {"__enter__", m_enter, METH_NOARGS, nullptr},
-    {"__exit__", as_cfunction(m_exit), METH_FASTCALL, nullptr},
-    {"__reduce__", m_reduce, METH_NOARGS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
+}});
 
 PyGetSetDef kEndGetSet[] = {
     {"closed", g_closed, nullptr, "True once this end is closed.", nullptr},
@@ -408,7 +415,7 @@ PyGetSetDef kEndGetSet[] = {
 
 PyType_Slot kSenderSlots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(end_dealloc)},
-    {Py_tp_methods, kSenderMethods},
+    {Py_tp_methods, kSenderMethods.data()},
     {Py_tp_getset, kEndGetSet},
     {Py_tp_doc, const_cast<char*>("The sending end of an xchan channel.")},
     {0, nullptr},
@@ -416,7 +423,7 @@ PyType_Slot kSenderSlots[] = {
 
 PyType_Slot kReceiverSlots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(end_dealloc)},
-    {Py_tp_methods, kReceiverMethods},
+    {Py_tp_methods, kReceiverMethods.data()},
     {Py_tp_getset, kEndGetSet},
     {Py_tp_iter, reinterpret_cast<void*>(r_iter)},
     {Py_tp_iternext, reinterpret_cast<void*>(r_next)},

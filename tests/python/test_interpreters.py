@@ -167,6 +167,13 @@ class ProcessLevelTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.strip(), "hello from __main__.work")
 
+    def test_readme_quick_start_runs_as_written(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        script = os.path.join(here, "..", "..", "examples", "quick_start.py")
+        r = self.run_script("", script=script)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), str(sum(n * n for n in range(1000))))
+
     def test_ctrl_c_interrupts_a_blocking_recv_and_loses_nothing(self):
         source = textwrap.dedent("""
             import os, signal, threading, xchan

@@ -1,0 +1,285 @@
+"""Python-level benchmark: xchan between two own-GIL interpreters, side by side with
+multiprocessing.Pipe, multiprocessing.Queue, queue.Queue between threads and (on 3.13)
+CPython's raw _interpqueues, all in one run. Writes JSON and a Markdown table.
+
+    python bench/python/compare.py [--quick] [--json out.json] [--markdown out.md]
+"""
+import argparse
+import json
+import multiprocessing as mp
+import os
+import pickle
+import platform
+import queue
+import statistics
+import sys
+import threading
+import time
+
+import xchan
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_workers  # noqa: E402
+
+now = time.perf_counter
+CTX = mp.get_context("fork")
+
+
+SMALL_OBJECTS = {"dict": {"id": 7, "name": "widget", "price": 9.99, "tags": ["a", "b"]}, "instance": None}
+
+
+# ---- throughput --------------------------------------------------------------------------
+
+def xchan_tp(payload, n, batch=0):
+    assert not batch or n % batch == 0, "whole batches only"
+    tx, rx = xchan.channel(capacity=4096, max_bytes=max(64 << 20, 4 * len(pickle.dumps(payload))))
+    done_tx, done_rx = xchan.channel()
+    w = xchan.spawn(bench_workers.sink, rx, done_tx, n, batch)
+    rx.close()
+    done_tx.close()
+    done_rx.recv()
+    t0 = now()
+    if batch:
+        items = [payload] * batch
+        for _ in range(n // batch):
+            tx.send_many(items)
+    else:
+        send = tx.send
+        for _ in range(n):
+            send(payload)
+    assert done_rx.recv() == n
+    dt = now() - t0
+    w.join()
+    return dt
+
+
+def _pipe_child(conn, n, raw):
+    conn.send_bytes(b"ready")
+    for _ in range(n):
+        conn.recv_bytes() if raw else conn.recv()
+    conn.send_bytes(b"done")
+
+
+def pipe_tp(payload, n):
+    raw = isinstance(payload, bytes)
+    a, b = CTX.Pipe()
+    p = CTX.Process(target=_pipe_child, args=(b, n, raw))
+    p.start()
+    a.recv_bytes()
+    t0 = now()
+    for _ in range(n):
+        a.send_bytes(payload) if raw else a.send(payload)
+    a.recv_bytes()
+    dt = now() - t0
+    p.join()
+    return dt
+
+
+def _mpq_child(q, done, n):
+    done.put("ready")
+    for _ in range(n):
+        q.get()
+    done.put("done")
+
+
+def mpqueue_tp(payload, n):
+    q, done = CTX.Queue(), CTX.Queue()
+    p = CTX.Process(target=_mpq_child, args=(q, done, n))
+    p.start()
+    done.get()
+    t0 = now()
+    for _ in range(n):
+        q.put(payload)
+    done.get()
+    dt = now() - t0
+    p.join()
+    return dt
+
+
+def thread_queue_tp(payload, n):
+    q = queue.Queue(maxsize=4096)
+    t = threading.Thread(target=lambda: [q.get() for _ in range(n)])
+    t0 = now()
+    t.start()
+    for _ in range(n):
+        q.put(payload)
+    t.join()
+    return now() - t0
+
+
+def interpqueues_tp(payload, n, pickled=False):
+    """CPython 3.13's raw cross-interpreter queue, consumer spinning on get() in a
+    subinterpreter. With pickled=True, objects are pickled/unpickled as its wrapper does."""
+    import _interpqueues as iq
+    import _interpreters as interps
+    qid = iq.create(0, 0, 1)
+    done = iq.create(0, 0, 1)
+    iid = interps.create("isolated")
+    code = f"""
+import sys
+sys.path[:] = {sys.path!r}
+import _interpqueues as iq, pickle
+n = 0
+while n < {n}:
+    try:
+        obj = iq.get({qid})[0]
+    except Exception as e:
+        if type(e).__name__ != "QueueEmpty":
+            raise
+        continue
+    {"pickle.loads(obj)" if pickled else "obj"}
+    n += 1
+iq.put({done}, b"done", 0, 1)
+"""
+    t = threading.Thread(target=interps.run_string, args=(iid, code))
+    t.start()
+    t0 = now()
+    put = iq.put
+    if pickled:
+        for _ in range(n):
+            put(qid, pickle.dumps(payload), 0, 1)
+    else:
+        for _ in range(n):
+            put(qid, payload, 0, 1)
+    while True:
+        try:
+            iq.get(done)
+            break
+        except Exception:
+            time.sleep(0)
+    dt = now() - t0
+    t.join()
+    interps.destroy(iid)
+    iq.destroy(qid)
+    iq.destroy(done)
+    return dt
+
+
+# ---- round trips ---------------------------------------------------------------------
+
+def xchan_rtt(n, pause):
+    a_tx, a_rx = xchan.channel()
+    b_tx, b_rx = xchan.channel()
+    w = xchan.spawn(bench_workers.echo, a_rx, b_tx)
+    a_rx.close()
+    b_tx.close()
+    msg = b"x" * 64
+    samples = []
+    for i in range(n + 10):
+        if pause:
+            time.sleep(pause)
+        t0 = now()
+        a_tx.send(msg)
+        b_rx.recv()
+        if i >= 10:
+            samples.append(now() - t0)
+    a_tx.close()
+    w.join()
+    return samples
+
+
+def _pipe_echo(conn):
+    # A forked child also holds the parent's end, so it would never see EOF: stop on b"".
+    while msg := conn.recv_bytes():
+        conn.send_bytes(msg)
+
+
+def pipe_rtt(n, pause):
+    a, b = CTX.Pipe()
+    p = CTX.Process(target=_pipe_echo, args=(b,))
+    p.start()
+    b.close()
+    samples = []
+    for i in range(n + 10):
+        if pause:
+            time.sleep(pause)
+        t0 = now()
+        a.send_bytes(b"x" * 64)
+        a.recv_bytes()
+        if i >= 10:
+            samples.append(now() - t0)
+    a.send_bytes(b"")
+    p.join()
+    a.close()
+    return samples
+
+
+# ---- driver ----------------------------------------------------------------------------
+
+def rate(fn, *args, n):
+    return n / fn(*args, n)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer messages (for smoke runs)")
+    ap.add_argument("--json")
+    ap.add_argument("--markdown")
+    opts = ap.parse_args()
+    q = 10 if opts.quick else 1
+    SMALL_OBJECTS["instance"] = bench_workers.Record()
+    has_iq = sys.version_info >= (3, 13)
+    rows = []
+
+    def add(case, peer, value, unit, anchor=None):
+        rows.append({"case": case, "peer": peer, "value": value, "unit": unit, "anchor": anchor})
+        print(f"  {case:<28} {peer:<34} {value:>14,.1f} {unit}", flush=True)
+
+    print(f"xchan benchmark on Python {platform.python_version()}, {os.cpu_count()} CPUs")
+    for size, n_fast, n_slow in [(64, 300_000, 60_000), (4096, 100_000, 20_000), (1 << 20, 2000, 300)]:
+        n_fast //= q
+        n_slow //= q
+        payload = b"x" * size
+        case = f"bytes {size if size < 1024 else str(size >> 10) + ' KiB' if size < 1 << 20 else '1 MiB'}"
+        add(case, "xchan send/recv", rate(xchan_tp, payload, n=n_fast), "msgs/s")
+        if size == 64:
+            n_batched = n_fast // 256 * 256  # whole batches
+            add(case, "xchan send_many/recv_many (256)", n_batched / xchan_tp(payload, n_batched, 256), "msgs/s")
+        add(case, "multiprocessing.Pipe", rate(pipe_tp, payload, n=n_slow), "msgs/s", anchor=True)
+        if size == 64:
+            add(case, "multiprocessing.Queue", rate(mpqueue_tp, payload, n=n_slow), "msgs/s")
+            add(case, "queue.Queue (threads)", rate(thread_queue_tp, payload, n=n_slow), "msgs/s")
+        if has_iq and size != 4096:
+            add(case, "_interpqueues (raw, spinning)", rate(interpqueues_tp, payload, n=n_slow), "msgs/s")
+    big = b"x" * (64 << 20)
+    n_big = max(2, 10 // q)
+    add("bytes 64 MiB", "xchan send/recv", n_big / xchan_tp(big, n_big), "msgs/s")
+    add("bytes 64 MiB", "multiprocessing.Pipe", max(1, n_big // 2) / pipe_tp(big, max(1, n_big // 2)), "msgs/s", anchor=True)
+    for name, obj in SMALL_OBJECTS.items():
+        case = f"pickled {name}"
+        n = 100_000 // q
+        add(case, "xchan send/recv", rate(xchan_tp, obj, n=n), "msgs/s")
+        add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s")
+        if has_iq:
+            add(case, "_interpqueues + pickle (3.13 wrapper)", rate(lambda p, k: interpqueues_tp(p, k, True), obj, n=n // 3), "msgs/s", anchor=True)
+    for label, pause in [("round trip, both awake", 0), ("round trip, receiver parked", 0.002)]:
+        n = (20_000 if not pause else 1000) // q
+        add(label, "xchan", statistics.median(xchan_rtt(n, pause)) * 1e6, "us median")
+        add(label, "multiprocessing.Pipe", statistics.median(pipe_rtt(n, pause)) * 1e6, "us median", anchor=True)
+
+    # Ratios against the anchor of each case.
+    anchors = {r["case"]: r["value"] for r in rows if r["anchor"]}
+    for r in rows:
+        a = anchors.get(r["case"])
+        if a:
+            r["ratio"] = (r["value"] / a) if "msgs" in r["unit"] else (a / r["value"])
+    meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+            "quick": opts.quick, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    if opts.markdown:
+        with open(opts.markdown, "w") as f:
+            f.write("# Python-level performance\n\n")
+            f.write(f"Generated by `make bench` (`bench/python/compare.py`) on {meta['when']}: Python {meta['python']}, "
+                    f"{meta['cpus']} CPUs. All rows measured in one run. Ratio: against the anchor row of the same case "
+                    "(higher is better for xchan; for round trips, anchor time / row time).\n\n")
+            f.write("| case | peer | value | unit | ratio |\n|---|---|---|---|---|\n")
+            for r in rows:
+                ratio = "anchor" if r["anchor"] else (f"{r['ratio']:.1f}x" if "ratio" in r else "")
+                f.write(f"| {r['case']} | {r['peer']} | {r['value']:,.1f} | {r['unit']} | {ratio} |\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

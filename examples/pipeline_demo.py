@@ -1,0 +1,234 @@
+"""xchan demo (`make demo`): a producer -> N workers -> consumer pipeline doing real CPU work
+per item, run on own-GIL interpreters connected by xchan channels, and the same pipeline on
+multiprocessing (Pipe and Queue) and on threads, side by side. Then Victor Stinner's
+factorial benchmark (sequential / threads / multiprocessing / xchan interpreters).
+
+The worker functions live in this script: xchan.spawn runs them in fresh subinterpreters
+the way multiprocessing's spawn start method does (hence the __main__ guard below).
+"""
+import math
+import multiprocessing as mp
+import os
+import queue
+import sys
+import threading
+import time
+
+import xchan
+
+ITEMS = int(os.environ.get("XCHAN_DEMO_ITEMS", 400))
+WORK = 60_000        # loop iterations of pure-Python work per item
+WORKERS = os.cpu_count() or 2
+FACTORIAL_N = 50_000
+STOP = None
+
+
+def cpu_work(seed):
+    total = seed
+    for i in range(WORK):
+        total = (total * 31 + i) % 1_000_003
+    return total
+
+
+# ---- workers (run in subinterpreters, processes or threads) -----------------------------
+
+def xchan_worker(jobs, results):
+    for item in jobs:                       # ends when the producer closes its Sender
+        results.send((item, cpu_work(item)))
+
+
+def mp_pipe_worker(conn):
+    while (item := conn.recv()) is not STOP:
+        conn.send((item, cpu_work(item)))
+
+
+def queue_worker(jobs, results):
+    while (item := jobs.get()) is not STOP:
+        results.put((item, cpu_work(item)))
+
+
+def factorial_into(out):
+    math.factorial(FACTORIAL_N)
+    out.send(True)
+
+
+def factorial_mp(_):
+    math.factorial(FACTORIAL_N)
+
+
+# ---- the pipelines -----------------------------------------------------------------------
+
+class Progress:
+    def __init__(self, label, total):
+        self.label, self.total, self.done, self.t0 = label, total, 0, time.perf_counter()
+
+    def step(self, n=1):
+        self.done += n
+        if self.done == self.total or self.done % max(1, self.total // 50) == 0:
+            filled = 30 * self.done // self.total
+            sys.stderr.write(f"\r  {self.label:<24} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
+            sys.stderr.flush()
+
+    def finish(self):
+        sys.stderr.write("\r" + " " * 80 + "\r")
+        return time.perf_counter() - self.t0
+
+
+def run_xchan():
+    jobs_tx, jobs_rx = xchan.channel(capacity=256)
+    results_tx, results_rx = xchan.channel(capacity=256)
+    progress = Progress("xchan interpreters", ITEMS)
+    workers = [xchan.spawn(xchan_worker, jobs_rx, results_tx) for _ in range(WORKERS)]
+    jobs_rx.close()
+    results_tx.close()
+
+    def produce():
+        jobs_tx.send_many(range(ITEMS))
+        jobs_tx.close()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    checksum = 0
+    for _, value in results_rx:             # ends when every worker's results end closed
+        checksum += value
+        progress.step()
+    producer.join()
+    for w in workers:
+        w.join()
+    return progress.finish(), checksum
+
+
+def run_mp_pipe():
+    ctx = mp.get_context("fork")
+    progress = Progress("multiprocessing.Pipe", ITEMS)
+    conns, procs = [], []
+    for _ in range(WORKERS):
+        a, b = ctx.Pipe()
+        p = ctx.Process(target=mp_pipe_worker, args=(b,))
+        p.start()
+        conns.append(a)
+        procs.append(p)
+    checksum = 0
+    # Keep every worker busy: prime each pipe, then refill whichever answers.
+    next_item = 0
+    for c in conns:
+        if next_item < ITEMS:
+            c.send(next_item)
+            next_item += 1
+    from multiprocessing.connection import wait
+    received = 0
+    while received < ITEMS:
+        for c in wait(conns):
+            _, value = c.recv()
+            checksum += value
+            received += 1
+            progress.step()
+            if next_item < ITEMS:
+                c.send(next_item)
+                next_item += 1
+    for c in conns:
+        c.send(STOP)
+    for p in procs:
+        p.join()
+    return progress.finish(), checksum
+
+
+def run_queues(label, make_queue, start_worker):
+    progress = Progress(label, ITEMS)
+    jobs, results = make_queue(), make_queue()
+    workers = [start_worker(jobs, results) for _ in range(WORKERS)]
+    for i in range(ITEMS):
+        jobs.put(i)
+    for _ in workers:
+        jobs.put(STOP)
+    checksum = 0
+    for _ in range(ITEMS):
+        checksum += results.get()[1]
+        progress.step()
+    for w in workers:
+        w.join()
+    return progress.finish(), checksum
+
+
+def start_process(jobs, results):
+    p = mp.get_context("fork").Process(target=queue_worker, args=(jobs, results))
+    p.start()
+    return p
+
+
+def start_thread(jobs, results):
+    t = threading.Thread(target=queue_worker, args=(jobs, results))
+    t.start()
+    return t
+
+
+# ---- factorial benchmark -------------------------------------------------------------------
+
+def factorial_all():
+    results = {}
+    t0 = time.perf_counter()
+    for _ in range(WORKERS):
+        math.factorial(FACTORIAL_N)
+    results["sequential"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results["threads"] = time.perf_counter() - t0
+
+    ctx = mp.get_context("fork")
+    t0 = time.perf_counter()
+    procs = [ctx.Process(target=factorial_mp, args=(None,)) for _ in range(WORKERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    results["multiprocessing"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    out_tx, out_rx = xchan.channel()
+    workers = [xchan.spawn(factorial_into, out_tx) for _ in range(WORKERS)]
+    out_tx.close()
+    assert len(list(out_rx)) == WORKERS
+    for w in workers:
+        w.join()
+    results["xchan interpreters"] = time.perf_counter() - t0
+    return results
+
+
+def main():
+    print(f"xchan pipeline demo: {ITEMS} items x {WORK:,} loop iterations each, {WORKERS} workers, "
+          f"Python {sys.version.split()[0]}\n")
+    runs = [
+        ("xchan interpreters", run_xchan),
+        ("multiprocessing.Pipe", run_mp_pipe),
+        ("multiprocessing.Queue", lambda: run_queues("multiprocessing.Queue", mp.get_context("fork").Queue, start_process)),
+        ("threads + queue.Queue", lambda: run_queues("threads + queue.Queue", queue.Queue, start_thread)),
+    ]
+    results = []
+    for name, fn in runs:
+        seconds, checksum = fn()
+        results.append((name, seconds, checksum))
+    reference = results[-1][1]
+    print(f"  {'pipeline':<24} {'seconds':>8} {'items/s':>10} {'vs threads':>11}")
+    for name, seconds, checksum in results:
+        print(f"  {name:<24} {seconds:>8.2f} {ITEMS / seconds:>10.1f} {reference / seconds:>10.2f}x")
+    if len({c for _, _, c in results}) != 1:
+        print("  checksums differ!", {n: c for n, _, c in results})
+        return 1
+
+    print(f"\nfactorial({FACTORIAL_N:,}) x {WORKERS} (Victor Stinner's benchmark)")
+    fact = factorial_all()
+    seq = fact["sequential"]
+    for name, seconds in fact.items():
+        print(f"  {name:<24} {seconds * 1000:>8.0f} ms  {seq / seconds:>5.2f}x sequential")
+    ratio = fact["xchan interpreters"] / fact["multiprocessing"]
+    print(f"  xchan interpreters / multiprocessing: {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
