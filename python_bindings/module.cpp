@@ -236,9 +236,11 @@ void free_module(void* module) {
   // The interpreter is going away: its ends close (peers see disconnection), then its
   // workers, which may be waiting on those ends, are joined.
   close_all_ends(st);
-  Py_BEGIN_ALLOW_THREADS
-  join_all_workers_nogil(st);
-  Py_END_ALLOW_THREADS
+  if (has_workers(st)) {  // release the GIL in teardown only when there is someone to wait for
+    Py_BEGIN_ALLOW_THREADS
+    join_all_workers_nogil(st);
+    Py_END_ALLOW_THREADS
+  }
   free_workers(st);
   clear(static_cast<PyObject*>(module));
 }

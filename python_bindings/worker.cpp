@@ -266,6 +266,11 @@ void join_all_workers_nogil(ModuleState* st) noexcept {
   list->clear();
 }
 
+bool has_workers(ModuleState* st) noexcept {
+  const WorkerList* list = workers_of(st);
+  return list != nullptr && !list->empty();
+}
+
 void free_workers(ModuleState* st) noexcept {
   delete workers_of(st);
   st->workers = nullptr;

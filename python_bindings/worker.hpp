@@ -18,6 +18,9 @@ PyObject* join_all_workers(PyObject* module, PyObject*);
 /// Joins without the GIL held; for module teardown. Never raises.
 void join_all_workers_nogil(ModuleState* st) noexcept;
 
+/// True if this interpreter started workers that are not joined yet.
+bool has_workers(ModuleState* st) noexcept;
+
 /// Frees the interpreter's worker list (after join_all_workers_nogil).
 void free_workers(ModuleState* st) noexcept;
 
