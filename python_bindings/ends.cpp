@@ -91,6 +91,9 @@ struct TakeInto {
   ModuleState* st;
   std::vector<Taken>* out;
   bool operator()(std::span<const std::byte> in) const {
+    // An earlier message of this batch failed to decode: stop here (the rest stays
+    // queued) rather than call the C API with an exception pending.
+    if (PyErr_Occurred()) return false;
     Taken t;
     t.value = decode_flat(st, in.data(), in.size());
     if (t.value == nullptr) {

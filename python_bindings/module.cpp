@@ -114,9 +114,8 @@ PyObject* f_attach(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
   }
   const unsigned long long token = PyLong_AsUnsignedLongLong(args[0]);
-  const unsigned long long id = token == static_cast<unsigned long long>(-1) && PyErr_Occurred()
-                                    ? 0
-                                    : PyLong_AsUnsignedLongLong(args[1]);
+  if (PyErr_Occurred()) return nullptr;
+  const unsigned long long id = PyLong_AsUnsignedLongLong(args[1]);
   if (PyErr_Occurred()) return nullptr;
   const int is_sender = PyObject_IsTrue(args[2]);
   if (is_sender < 0) return nullptr;

@@ -31,7 +31,6 @@ class Backoff {
       sched_yield();
     }
   }
-  void reset() noexcept { spins_ = 0; }
 
  private:
   int spins_ = 0;

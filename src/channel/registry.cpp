@@ -35,8 +35,7 @@ std::size_t ChannelRegistry::size() const {
 
 std::uint64_t ChannelRegistry::park(End end) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  // Tokens are not guessable from ids alone: a multiplicative hash of a counter.
-  const std::uint64_t token = (++next_token_ * 0x9E3779B97F4A7C15ULL) | 1U;
+  const std::uint64_t token = ++next_token_;  // unique and never 0 in this process
   parked_.emplace(token, std::move(end));
   return token;
 }

@@ -7,12 +7,12 @@
 // different handles of one channel may be used from any threads at once.
 #pragma once
 
-#include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "xchan/channel/channel.hpp"
+#include "xchan/core/spsc_byte_ring.hpp"
 
 namespace xchan {
 
@@ -74,7 +74,7 @@ class Sender {
   struct CopyFrom {
     std::span<const std::byte> src;
     std::size_t operator()(std::span<std::byte> out) const noexcept {
-      if (!src.empty()) std::memcpy(out.data(), src.data(), src.size());
+      core::copy_bytes(out.data(), src.data(), src.size());
       return src.size();
     }
   };
