@@ -33,7 +33,7 @@ bool is_plain_buffer(PyObject* obj) noexcept {
 
 Encoded::~Encoded() {
   for (PyObject* o : aux_) Py_DECREF(o);
-  for (Py_buffer& v : views_) PyBuffer_Release(&v);
+  for (auto& v : views_) PyBuffer_Release(v.get());
   Py_XDECREF(pickle_);
   Py_XDECREF(pickle_buffers_);
   Py_XDECREF(converted_);
@@ -50,7 +50,7 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
   // Not native: drop partial state.
   for (PyObject* o : aux_) Py_DECREF(o);
   aux_.clear();
-  for (Py_buffer& v : views_) PyBuffer_Release(&v);
+  for (auto& v : views_) PyBuffer_Release(v.get());
   views_.clear();
   if (PyObject_CheckBuffer(obj)) {
     // Any other buffer exporter (array.array, PickleBuffer, ...) travels as its bytes.
@@ -62,6 +62,12 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
     return true;
   }
   return prepare_pickle(st, obj);
+}
+
+const Py_buffer* Encoded::hold_view(PyObject* obj) {
+  auto view = std::make_unique<Py_buffer>();
+  if (PyObject_GetBuffer(obj, view.get(), PyBUF_FULL_RO) != 0) return nullptr;
+  return views_.emplace_back(std::move(view)).get();
 }
 
 Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
@@ -90,12 +96,9 @@ Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
     return static_cast<std::size_t>(n) > kMaxLength ? kNotNative : 1 + 4 + n;
   }
   if (is_plain_buffer(obj)) {
-    Py_buffer& view = views_.emplace_back();
-    if (PyObject_GetBuffer(obj, &view, PyBUF_FULL_RO) != 0) {
-      views_.pop_back();
-      return kError;
-    }
-    const auto n = static_cast<std::size_t>(view.len);
+    const Py_buffer* view = hold_view(obj);
+    if (view == nullptr) return kError;
+    const auto n = static_cast<std::size_t>(view->len);
     return n > kMaxLength ? kNotNative : static_cast<Py_ssize_t>(1 + 4 + n);
   }
   const bool tuple = PyTuple_CheckExact(obj);
@@ -150,12 +153,9 @@ bool Encoded::prepare_pickle(ModuleState* st, PyObject* obj) {
   if (pickle_ == nullptr) return false;
   std::size_t total = 1 + 4 + 8 + static_cast<std::size_t>(PyBytes_GET_SIZE(pickle_));
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pickle_buffers_); ++i) {
-    Py_buffer& view = views_.emplace_back();
-    if (PyObject_GetBuffer(PyList_GET_ITEM(pickle_buffers_, i), &view, PyBUF_FULL_RO) != 0) {
-      views_.pop_back();
-      return false;
-    }
-    total += 8 + static_cast<std::size_t>(view.len);
+    const Py_buffer* view = hold_view(PyList_GET_ITEM(pickle_buffers_, i));
+    if (view == nullptr) return false;
+    total += 8 + static_cast<std::size_t>(view->len);
   }
   size_ = total;
   return true;
@@ -169,10 +169,10 @@ void Encoded::write(std::byte* out) const noexcept {
   }
   *out++ = static_cast<std::byte>('p');
   out = put(out, static_cast<std::uint32_t>(views_.size()));
-  for (const Py_buffer& v : views_) {
-    out = put(out, static_cast<std::uint64_t>(v.len));
-    if (PyBuffer_ToContiguous(out, const_cast<Py_buffer*>(&v), v.len, 'C') != 0) PyErr_Clear();
-    out += v.len;
+  for (const auto& v : views_) {
+    out = put(out, static_cast<std::uint64_t>(v->len));
+    if (PyBuffer_ToContiguous(out, v.get(), v->len, 'C') != 0) PyErr_Clear();
+    out += v->len;
   }
   const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(pickle_));
   out = put(out, static_cast<std::uint64_t>(n));
@@ -213,11 +213,11 @@ std::byte* Encoded::write_value(PyObject* obj, std::byte* out, Cursor& at) const
     return put_tagged_bytes(out, 's', s, static_cast<std::size_t>(n));
   }
   if (is_plain_buffer(obj)) {
-    const Py_buffer& v = views_[at.view++];
+    Py_buffer* v = views_[at.view++].get();
     *out++ = static_cast<std::byte>('b');
-    out = put(out, static_cast<std::uint32_t>(v.len));
-    if (PyBuffer_ToContiguous(out, const_cast<Py_buffer*>(&v), v.len, 'C') != 0) PyErr_Clear();
-    return out + v.len;
+    out = put(out, static_cast<std::uint32_t>(v->len));
+    if (PyBuffer_ToContiguous(out, v, v->len, 'C') != 0) PyErr_Clear();
+    return out + v->len;
   }
   const bool tuple = PyTuple_CheckExact(obj);
   if (tuple || PyList_CheckExact(obj)) {

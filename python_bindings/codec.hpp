@@ -12,7 +12,7 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
+#include <memory>
 #include <vector>
 
 #include "module_state.hpp"
@@ -47,14 +47,18 @@ class Encoded {
   Py_ssize_t native_size(PyObject* obj, int depth);
   std::byte* write_value(PyObject* obj, std::byte* out, Cursor& at) const noexcept;
   bool prepare_pickle(ModuleState* st, PyObject* obj);
+  /// Gets a read-only buffer of `obj` and keeps it until destruction; nullptr with an
+  /// exception set on failure.
+  const Py_buffer* hold_view(PyObject* obj);
 
   PyObject* root_ = nullptr;           // borrowed
   bool pickled_ = false;
   std::size_t size_ = 0;
   std::vector<PyObject*> aux_;         // owned: hex strings of big ints, in traversal order
-  // Held buffers (memoryviews/bytearrays, or pickle's out-of-band buffers). A deque, filled
-  // in place: a Py_buffer may point into itself (shape = &len), so it must never move.
-  std::deque<Py_buffer> views_;
+  // Held buffers (memoryviews/bytearrays, or pickle's out-of-band buffers), in traversal
+  // order. Boxed: a Py_buffer may point into itself (shape = &len), so it must never move.
+  // (Empty for most messages, and an empty vector allocates nothing, unlike a deque.)
+  std::vector<std::unique_ptr<Py_buffer>> views_;
   PyObject* converted_ = nullptr;      // owned: bytes made from a top-level buffer object
   PyObject* pickle_ = nullptr;         // owned: the pickle bytes (pickled_ only)
   PyObject* pickle_buffers_ = nullptr; // owned: list of PickleBuffer (pickled_ only)

@@ -23,16 +23,66 @@ using std::chrono::milliseconds;
 
 ModuleState* state(EndObject* self) { return self->owner ? self->owner : state_of(Py_TYPE(self)); }
 
-/// The channel of an open end (keeps it alive while the GIL is released), or nullptr with
-/// ChannelClosed set.
-std::shared_ptr<Channel> channel_of(EndObject* self) {
-  std::shared_ptr<Channel> ch = self->is_sender ? self->tx.channel() : self->rx.channel();
-  if (!ch) {
-    PyErr_SetString(state(self)->channel_closed,
-                    self->is_sender ? "this Sender is closed" : "this Receiver is closed");
-  }
-  return ch;
+bool is_open(EndObject* self) {
+  return !self->close_pending && !(self->is_sender ? self->tx.is_closed() : self->rx.is_closed());
 }
+
+PyObject* set_closed_error(EndObject* self) {
+  PyErr_SetString(state(self)->channel_closed, self->is_sender ? "this Sender is closed" : "this Receiver is closed");
+  return nullptr;
+}
+
+void close_end(EndObject* self) noexcept;
+
+/// Use of an end's channel for the length of one call. While the GIL is held the channel
+/// is reached through a plain pointer, and the end is pinned: a close() that Python code
+/// run meanwhile makes (a finalizer during an allocation, a __reduce__ during pickling) is
+/// deferred to the end of the call. Copying the end's shared_ptr instead would cost an
+/// atomic on a cache line that every end of the channel, in every interpreter, shares.
+/// Before the GIL is released, hold() trades the pin for a counted reference, so that
+/// other threads may close the end while this one waits.
+class EndUse {
+ public:
+  explicit EndUse(EndObject* self) : self_(self) {
+    if (!is_open(self)) {
+      set_closed_error(self);
+      return;
+    }
+    channel_ = self->is_sender ? self->tx.channel().get() : self->rx.channel().get();
+    ++self->busy;
+    pinned_ = true;
+  }
+  EndUse(const EndUse&) = delete;
+  EndUse& operator=(const EndUse&) = delete;
+  ~EndUse() { unpin(); }
+
+  /// The channel, or nullptr (ChannelClosed set) if the end was closed.
+  [[nodiscard]] Channel* get() const noexcept { return channel_; }
+
+  /// Keeps the channel alive by a counted reference from now on (call before releasing
+  /// the GIL).
+  void hold() {
+    if (held_ == nullptr && channel_ != nullptr) {
+      held_ = self_->is_sender ? self_->tx.channel() : self_->rx.channel();
+      unpin();
+    }
+  }
+
+ private:
+  void unpin() noexcept {
+    if (!pinned_) return;
+    pinned_ = false;
+    if (--self_->busy == 0 && self_->close_pending) {
+      self_->close_pending = false;
+      close_end(self_);
+    }
+  }
+
+  EndObject* self_;
+  Channel* channel_ = nullptr;
+  std::shared_ptr<Channel> held_;
+  bool pinned_ = false;
+};
 
 // ---- list of ends per interpreter ------------------------------------------------------
 
@@ -53,6 +103,10 @@ void unlink(EndObject* e) {
 }
 
 void close_end(EndObject* self) noexcept {
+  if (self->busy > 0) {
+    self->close_pending = true;  // the last EndUse closes it
+    return;
+  }
   if (self->is_sender) self->tx.close();
   else self->rx.close();
 }
@@ -63,6 +117,8 @@ PyObject* new_end(ModuleState* st, PyTypeObject* type) {
   new (&self->tx) xchan::Sender();
   new (&self->rx) xchan::Receiver();
   self->is_sender = type == st->sender_type;
+  self->close_pending = false;
+  self->busy = 0;
   link(st, self);
   return reinterpret_cast<PyObject*>(self);
 }
@@ -86,10 +142,26 @@ struct Taken {
   bool raw = false;
 };
 
+/// Taken messages: the first inline (recv() takes one and allocates nothing here).
+class TakenList {
+ public:
+  void push_back(const Taken& t) {
+    if (size_++ == 0) first_ = t;
+    else rest_.push_back(t);
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  Taken& operator[](std::size_t i) noexcept { return i == 0 ? first_ : rest_[i - 1]; }
+
+ private:
+  Taken first_;
+  std::vector<Taken> rest_;
+  std::size_t size_ = 0;
+};
+
 /// A drain that takes messages into `out` without running Python code under the lock.
 struct TakeInto {
   ModuleState* st;
-  std::vector<Taken>* out;
+  TakenList* out;
   bool operator()(std::span<const std::byte> in) const {
     // An earlier message of this batch failed to decode: stop here (the rest stays
     // queued) rather than call the C API with an exception pending.
@@ -128,9 +200,10 @@ PyObject* finish(ModuleState* st, Taken& t) {
 /// else the single object.
 PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_list) {
   ModuleState* st = state(self);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  if (!ch) return nullptr;
-  std::vector<Taken> taken;
+  EndUse use(self);
+  Channel* ch = use.get();
+  if (ch == nullptr) return nullptr;
+  TakenList taken;
   for (;;) {
     std::size_t got = 0;
     const Status s = ch->try_recv_many_with(max, TakeInto{st, &taken}, got);
@@ -140,6 +213,7 @@ PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_l
       return nullptr;
     }
     if (s != Status::kEmpty) return raise_status(st, s, Op::kRecv);
+    use.hold();
     const Status w = wait_for(st, *ch, false, 0, deadline);
     if (w == Status::kInterrupted) return nullptr;
     if (w != Status::kOk) return raise_status(st, w, Op::kRecv);
@@ -170,10 +244,12 @@ PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_l
 
 PyObject* send_one(EndObject* self, PyObject* obj, Deadline deadline) {
   ModuleState* st = state(self);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  if (!ch) return nullptr;
+  if (!is_open(self)) return set_closed_error(self);
   Encoded enc;
-  if (!enc.prepare(st, obj)) return nullptr;
+  if (!enc.prepare(st, obj)) return nullptr;  // may run Python code (pickle)
+  EndUse use(self);
+  Channel* ch = use.get();
+  if (ch == nullptr) return nullptr;
   const std::size_t n = enc.size();
   const auto max = static_cast<Py_ssize_t>(ch->max_message());
   for (;;) {
@@ -183,38 +259,30 @@ PyObject* send_one(EndObject* self, PyObject* obj, Deadline deadline) {
     });
     if (s == Status::kOk) Py_RETURN_NONE;
     if (s != Status::kFull) return raise_status(st, s, Op::kSend, max);
+    use.hold();
     const Status w = wait_for(st, *ch, true, n, deadline);
     if (w == Status::kInterrupted) return nullptr;
     if (w != Status::kOk) return raise_status(st, w, Op::kSend, max);
   }
 }
 
-PyObject* send_batch(EndObject* self, PyObject* iterable, Deadline deadline) {
+/// Sends encoded[0..count) in order, waiting for room as needed. Returns how many went;
+/// fewer than `count` only with an exception set.
+std::size_t send_encoded(EndObject* self, const Encoded* encoded, std::size_t count, Deadline deadline) {
   ModuleState* st = state(self);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  if (!ch) return nullptr;
-  PyObject* items = PySequence_Fast(iterable, "send_many() needs an iterable");
-  if (items == nullptr) return nullptr;
-  const Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
-  std::vector<std::unique_ptr<Encoded>> encoded;
-  encoded.reserve(static_cast<std::size_t>(count));
-  for (Py_ssize_t i = 0; i < count; ++i) {
-    encoded.push_back(std::make_unique<Encoded>());
-    if (!encoded.back()->prepare(st, PySequence_Fast_GET_ITEM(items, i))) {
-      Py_DECREF(items);
-      return nullptr;
-    }
-  }
+  EndUse use(self);
+  Channel* ch = use.get();
+  if (ch == nullptr) return 0;
   const auto max = static_cast<Py_ssize_t>(ch->max_message());
   std::size_t sent = 0;
-  PyObject* result = nullptr;
-  while (sent < encoded.size()) {
+  while (sent < count) {
     std::size_t went = 0;
+    const Encoded* rest = encoded + sent;
     const Status s = ch->try_send_many_with(
-        encoded.size() - sent, [&](std::size_t i) { return encoded[sent + i]->size(); },
-        [&](std::size_t i, std::span<std::byte> out) {
-          encoded[sent + i]->write(out.data());
-          return encoded[sent + i]->size();
+        count - sent, [rest](std::size_t i) { return rest[i].size(); },
+        [rest](std::size_t i, std::span<std::byte> out) {
+          rest[i].write(out.data());
+          return rest[i].size();
         },
         went);
     sent += went;
@@ -223,25 +291,49 @@ PyObject* send_batch(EndObject* self, PyObject* iterable, Deadline deadline) {
       raise_status(st, s, Op::kSend, max);
       break;
     }
-    const Status w = wait_for(st, *ch, true, encoded[sent]->size(), deadline);
+    use.hold();
+    const Status w = wait_for(st, *ch, true, encoded[sent].size(), deadline);
     if (w == Status::kInterrupted) break;
     if (w != Status::kOk) {
       raise_status(st, w, Op::kSend, max);
       break;
     }
   }
-  if (sent == encoded.size()) {
-    result = PyLong_FromSize_t(sent);
-  } else if (PyErr_Occurred()) {
-    // Tell the caller how many went: the exception carries `sent`.
-    PyObject* exc = PyErr_GetRaisedException();
-    PyObject* n = PyLong_FromSize_t(sent);
-    if (n != nullptr && PyObject_SetAttrString(exc, "sent", n) != 0) PyErr_Clear();
-    Py_XDECREF(n);
-    PyErr_SetRaisedException(exc);
+  return sent;
+}
+
+PyObject* send_batch(EndObject* self, PyObject* iterable, Deadline deadline) {
+  ModuleState* st = state(self);
+  if (!is_open(self)) return set_closed_error(self);
+  PyObject* items = PySequence_Fast(iterable, "send_many() needs an iterable");
+  if (items == nullptr) return nullptr;
+  const auto count = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(items));
+  PyObject* result = nullptr;
+  {
+    // One allocation for the batch; the Encoded objects borrow from `items`, so they go
+    // first (end of this block).
+    const std::unique_ptr<Encoded[]> encoded(new (std::nothrow) Encoded[count]);
+    std::size_t prepared = 0;
+    if (encoded == nullptr) PyErr_NoMemory();
+    else {
+      while (prepared < count && encoded[prepared].prepare(st, PySequence_Fast_GET_ITEM(items, static_cast<Py_ssize_t>(prepared)))) {
+        ++prepared;
+      }
+    }
+    if (prepared == count) {
+      const std::size_t sent = send_encoded(self, encoded.get(), count, deadline);
+      if (sent == count) {
+        result = PyLong_FromSize_t(sent);
+      } else {
+        // Tell the caller how many went: the exception carries `sent`.
+        PyObject* exc = PyErr_GetRaisedException();
+        PyObject* n = PyLong_FromSize_t(sent);
+        if (n != nullptr && PyObject_SetAttrString(exc, "sent", n) != 0) PyErr_Clear();
+        Py_XDECREF(n);
+        PyErr_SetRaisedException(exc);
+      }
+    }
   }
-  // Encoded objects borrow from `items`: destroy them first.
-  encoded.clear();
   Py_DECREF(items);
   return result;
 }
@@ -306,7 +398,7 @@ PyObject* m_recv_many(PyObject* obj, PyObject* const* args, Py_ssize_t nargs, Py
 PyObject* m_clone(PyObject* obj, PyObject*) {
   auto* self = reinterpret_cast<EndObject*>(obj);
   ModuleState* st = state(self);
-  if (!channel_of(self)) return nullptr;
+  if (!is_open(self)) return set_closed_error(self);
   return guarded(st, [&] {
     return self->is_sender ? wrap_sender(st, xchan::Sender(self->tx)) : wrap_receiver(st, xchan::Receiver(self->rx));
   });
@@ -327,8 +419,9 @@ PyObject* m_exit(PyObject* obj, PyObject* const*, Py_ssize_t) {
 PyObject* m_reduce(PyObject* obj, PyObject*) {
   auto* self = reinterpret_cast<EndObject*>(obj);
   ModuleState* st = state(self);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  if (!ch) return nullptr;
+  EndUse use(self);
+  const Channel* ch = use.get();
+  if (ch == nullptr) return nullptr;
   return guarded(st, [&]() -> PyObject* {
     // The pickled form carries a parked clone, so the end stays open while in transit.
     ChannelRegistry::End end = self->is_sender ? ChannelRegistry::End(xchan::Sender(self->tx))
@@ -341,8 +434,9 @@ PyObject* m_reduce(PyObject* obj, PyObject*) {
 
 PyObject* m_stats(PyObject* obj, PyObject*) {
   auto* self = reinterpret_cast<EndObject*>(obj);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  if (!ch) return nullptr;
+  EndUse use(self);
+  const Channel* ch = use.get();
+  if (ch == nullptr) return nullptr;
   const ChannelStats s = ch->stats();
   return Py_BuildValue(
       "{sKsKsKsKsKsKsKsIsIsIsI}", "sent", static_cast<unsigned long long>(s.sent), "received",
@@ -355,13 +449,14 @@ PyObject* m_stats(PyObject* obj, PyObject*) {
 
 PyObject* m_qsize(PyObject* obj, PyObject*) {
   auto* self = reinterpret_cast<EndObject*>(obj);
-  std::shared_ptr<Channel> ch = channel_of(self);
-  return ch ? PyLong_FromUnsignedLongLong(ch->stats().queued) : nullptr;
+  EndUse use(self);
+  const Channel* ch = use.get();
+  return ch != nullptr ? PyLong_FromUnsignedLongLong(ch->stats().queued) : nullptr;
 }
 
 PyObject* g_closed(PyObject* obj, void*) {
   auto* self = reinterpret_cast<EndObject*>(obj);
-  return PyBool_FromLong(self->is_sender ? self->tx.is_closed() : self->rx.is_closed());
+  return PyBool_FromLong(!is_open(self));
 }
 
 PyObject* r_iter(PyObject* obj) { return Py_NewRef(obj); }

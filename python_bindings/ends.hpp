@@ -14,6 +14,10 @@ struct EndObject {
   xchan::Sender tx;
   xchan::Receiver rx;
   bool is_sender;
+  // Calls in progress that use the channel through a plain pointer (see EndUse in
+  // ends.cpp); close() while any is running is deferred to the last one. GIL-protected.
+  bool close_pending;
+  int busy;
   ModuleState* owner;  // null once the module state is gone
   EndObject* prev;
   EndObject* next;

@@ -45,6 +45,28 @@ class Unpicklable:
         raise TypeError("no pickling me")
 
 
+class ClosesOnUnpickling:
+    """Closes `ClosesOnUnpickling.end` when unpickled (Python code run inside recv())."""
+    end = None
+
+    def __reduce__(self):
+        return (_close_on_arrival, ())
+
+
+def _close_on_arrival():
+    ClosesOnUnpickling.end.close()
+    return "arrived"
+
+
+class ClosesOnPickling:
+    def __init__(self, end):
+        self.end = end
+
+    def __reduce__(self):
+        self.end.close()
+        return (str, ("never sent",))
+
+
 def roundtrip(value, **kw):
     tx, rx = xchan.channel(**kw)
     tx.send(value)
@@ -245,6 +267,33 @@ class ChannelApiTest(unittest.TestCase):
         for call in (lambda: tx.send(1), tx.clone, tx.stats, lambda: pickle.dumps(tx)):
             with self.assertRaises(xchan.ChannelClosed):
                 call()
+
+    @needs_pickle
+    def test_end_closed_by_the_objects_being_sent_raises_closed_and_sends_nothing(self):
+        for send in (lambda tx: tx.send(ClosesOnPickling(tx)),
+                     lambda tx: tx.send_many([1, ClosesOnPickling(tx), 2])):
+            tx, rx = xchan.channel()
+            keep = tx.clone()  # so that the receiver does not see a disconnect
+            with self.assertRaises(xchan.ChannelClosed):
+                send(tx)
+            self.assertTrue(tx.closed)
+            self.assertEqual(rx.stats()["sent"], 0)
+            self.assertEqual(rx.stats()["senders"], 1)
+            keep.send("still usable")
+            self.assertEqual(rx.recv_nowait(), "still usable")
+
+    @needs_pickle
+    def test_end_closed_while_receiving_closes_once_the_call_is_done(self):
+        for recv in (lambda rx: rx.recv(timeout=5), lambda rx: rx.recv_many(timeout=5)[0]):
+            tx, rx = xchan.channel()
+            ClosesOnUnpickling.end = rx
+            tx.send(ClosesOnUnpickling())
+            self.assertEqual(recv(rx), "arrived")
+            self.assertTrue(rx.closed)
+            self.assertEqual(tx.stats()["receivers"], 0)
+            with self.assertRaises(xchan.ChannelClosed):
+                tx.send(1)
+        ClosesOnUnpickling.end = None
 
     def test_context_managers_close(self):
         with xchan.channel()[0] as tx:
