@@ -21,14 +21,13 @@ std::uint64_t buffer_bytes_for(std::uint64_t max_bytes) noexcept {
 // Spin, then park on `word` until ready() holds. The condition is re-checked after
 // prepare_wait() (see EventCount), so a notify between the check and the park is not lost.
 template <class Ready>
-Status wait_until(EventCountWord& word, Ready ready, Deadline deadline, std::uint32_t spin) noexcept {
+Status wait_until(EventCount ec, Ready ready, Deadline deadline, std::uint32_t spin) noexcept {
   if (ready()) return Status::kOk;
   if (deadline.expired()) return Status::kTimeout;
   for (std::uint32_t i = 0; i < spin; ++i) {
     core::cpu_relax();
     if (ready()) return Status::kOk;
   }
-  EventCount ec(word);
   for (;;) {
     const EventCount::Key key = ec.prepare_wait();
     if (ready()) {
@@ -65,6 +64,8 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   header->spin_iterations = config.spin_iterations;
   header->data_offset = kHeaderBytes;
   header->data_bytes = data_bytes;
+  // The memory is private to this process, so waiters may pay for the notifiers' fences.
+  header->fencing = static_cast<std::uint32_t>(best_process_local_fencing());
   const std::span<std::byte> data = memory.bytes().subspan(kHeaderBytes, data_bytes);
   status = core::MpmcByteRing::init(header->ring, data, config.capacity);
   if (status != Status::kOk) return nullptr;
@@ -73,6 +74,7 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   std::shared_ptr<Channel> channel(new Channel());
   channel->memory_ = std::move(memory);
   channel->header_ = header;
+  channel->fencing_ = static_cast<Fencing>(header->fencing);
   status = channel->ring_.attach(header->ring, data);
   if (status != Status::kOk) return nullptr;
   channel->id_ = ChannelRegistry::instance().add(channel);
@@ -85,11 +87,11 @@ Channel::~Channel() {
 
 Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept {
   if (n > max_message()) return Status::kTooLarge;
-  return wait_until(header_->not_full, [&] { return writable(n); }, deadline, spin);
+  return wait_until(not_full(), [&] { return writable(n); }, deadline, spin);
 }
 
 Status Channel::wait_readable(Deadline deadline, std::uint32_t spin) noexcept {
-  return wait_until(header_->not_empty, [&] { return readable(); }, deadline, spin);
+  return wait_until(not_empty(), [&] { return readable(); }, deadline, spin);
 }
 
 void Channel::add_sender() noexcept {
@@ -106,13 +108,13 @@ void Channel::remove_sender() noexcept {
   // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
   // sees the count reach 0 sees every message published before it.
   if (core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel) == 1U) {
-    EventCount(header_->not_empty).notify_all();
+    not_empty().notify_all();
   }
 }
 
 void Channel::remove_receiver() noexcept {
   if (core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel) == 1U) {
-    EventCount(header_->not_full).notify_all();
+    not_full().notify_all();
   }
 }
 
@@ -128,8 +130,8 @@ ChannelStats Channel::stats() const noexcept {
   s.max_message = ring.max_payload();
   s.senders = senders();
   s.receivers = receivers();
-  s.parked_senders = EventCount(header_->not_full).waiters();
-  s.parked_receivers = EventCount(header_->not_empty).waiters();
+  s.parked_senders = not_full().waiters();
+  s.parked_receivers = not_empty().waiters();
   return s;
 }
 

@@ -59,6 +59,8 @@ struct ChannelHeader {
   std::uint32_t spin_iterations;
   std::uint64_t data_offset;
   std::uint64_t data_bytes;
+  std::uint32_t fencing;  // Fencing of both eventcounts, fixed at creation
+  std::uint32_t reserved;
   core::MpmcRingHeader ring;
   alignas(core::kCacheLine) EventCountWord not_empty;
   alignas(core::kCacheLine) EventCountWord not_full;
@@ -69,7 +71,7 @@ static_assert(std::is_standard_layout_v<ChannelHeader>);
 static_assert(std::is_trivially_copyable_v<ChannelHeader>);
 
 inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
-inline constexpr std::uint32_t kChannelVersion = 1;
+inline constexpr std::uint32_t kChannelVersion = 2;
 
 /// Largest payload a channel created with `max_bytes` accepts.
 [[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;
@@ -168,7 +170,11 @@ class Channel {
   Channel() = default;
 
   core::MemoryBlock memory_;
+  [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
+  [[nodiscard]] EventCount not_full() const noexcept { return EventCount(header_->not_full, fencing_); }
+
   ChannelHeader* header_ = nullptr;
+  Fencing fencing_ = Fencing::kSymmetric;  // copy of header_->fencing
   core::MpmcByteRing ring_;
   std::uint64_t id_ = 0;
 };
@@ -185,7 +191,7 @@ Status Channel::try_send_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill
     if (s != Status::kOk) return s;
     writer.commit(fill(out));
   }  // published, then the producer lock is released
-  EventCount(header_->not_empty).notify(1);
+  not_empty().notify(1);
   return Status::kOk;
 }
 
@@ -204,7 +210,7 @@ Status Channel::try_send_many_with(std::size_t count, SizeOf&& size_of, Fill&& f
     }
   }
   if (sent == 0) return s == Status::kOk ? Status::kFull : s;
-  EventCount(header_->not_empty).notify(sent > 0x7fffffff ? EventCount::kAll : static_cast<int>(sent));
+  not_empty().notify(sent > 0x7fffffff ? EventCount::kAll : static_cast<int>(sent));
   return Status::kOk;
 }
 
@@ -241,7 +247,7 @@ Status Channel::try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& 
     }
   }  // released space published, then the consumer lock is released
   if (got > 0) {
-    EventCount(header_->not_full).notify_all();
+    not_full().notify_all();
     return Status::kOk;
   }
   if (s == Status::kEmpty && senders() == 0) {

@@ -34,6 +34,8 @@ class Deadline {
   explicit Deadline(Clock::time_point at) noexcept : at_(at) {}
 
   [[nodiscard]] bool is_never() const noexcept { return at_ == Clock::time_point::max(); }
+  /// True for now(): the caller tries once and does not wait at all.
+  [[nodiscard]] bool is_now() const noexcept { return at_ == Clock::time_point::min(); }
   [[nodiscard]] bool expired() const noexcept { return !is_never() && Clock::now() >= at_; }
   [[nodiscard]] Clock::time_point time_point() const noexcept { return at_; }
   /// The earlier of two deadlines.

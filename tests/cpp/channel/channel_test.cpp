@@ -114,6 +114,18 @@ TEST(ChannelTest, ZeroTimeoutTriesOnce) {
   EXPECT_EQ(p.rx.recv(out, Deadline::now()), Status::kOk);
 }
 
+TEST(DeadlineTest, KindsAreTellable) {
+  EXPECT_TRUE(Deadline::now().is_now());
+  EXPECT_TRUE(Deadline::now().expired());
+  EXPECT_TRUE(Deadline::after(0ms).is_now());
+  EXPECT_TRUE(Deadline::after_seconds(0.0).is_now());
+  EXPECT_FALSE(Deadline::after(10s).is_now());
+  EXPECT_FALSE(Deadline::after(10s).expired());
+  EXPECT_TRUE(Deadline::never().is_never());
+  EXPECT_FALSE(Deadline::never().is_now());
+  EXPECT_FALSE(Deadline::never().expired());
+}
+
 TEST(ChannelTest, RecvTimesOutAfterItsTimeout) {
   Pair p(small(1));
   std::vector<std::byte> out;
