@@ -23,7 +23,8 @@
 //  - Hot window: when the producer passes the first kHotWindowBytes of a larger buffer and
 //    the consumer has caught up, it wraps early (with a padding record) instead of walking
 //    the whole buffer. Small-message traffic then stays in a cache-sized, already-faulted
-//    region, while backlogs and large messages still get the full buffer.
+//    region, while backlogs and large messages still get the full buffer. A large record
+//    (>= kLargeRecordBytes) also goes back to offset 0 whenever the room there is free.
 //  - Indices are byte counts since creation (never wrap in practice: 2^64 bytes); the
 //    offset in the buffer is index & (data_bytes - 1).
 #pragma once
@@ -109,6 +110,8 @@ class SpscByteRing {
   static constexpr std::size_t kRecordHeaderBytes = sizeof(RecordWord);
   static constexpr std::size_t kMinDataBytes = 64;
   static constexpr std::uint64_t kHotWindowBytes = 256 * 1024;
+  /// Records at least this large go back to offset 0 whenever that room is free.
+  static constexpr std::uint64_t kLargeRecordBytes = 64 * 1024;
 
   /// Smallest power-of-two buffer whose largest payload is at least `max_payload`.
   [[nodiscard]] static std::uint64_t data_bytes_for_payload(std::uint64_t max_payload) noexcept;
@@ -307,10 +310,13 @@ inline Status SpscByteRing::Writer::try_reserve(std::size_t n, std::span<std::by
   const std::uint64_t offset = tail_ & r.mask_;
   const std::uint64_t contiguous = r.data_bytes_ - offset;
   std::uint64_t pad = need > contiguous ? contiguous : 0;
-  if (pad == 0 && offset < r.hot_window_ && offset + need > r.hot_window_ && offset != 0) {
-    // Crossing the hot window's end: wrap early if the consumer has caught up far enough
-    // that the padding costs no room we need (one head refresh per lap at most). Past the
-    // window (a backlog pushed us there) we run on to the real end.
+  const bool crosses_window = offset < r.hot_window_ && offset + need > r.hot_window_;
+  if (pad == 0 && offset != 0 && (crosses_window || need >= kLargeRecordBytes)) {
+    // Crossing the hot window's end, or any large record: wrap early if the consumer has
+    // taken enough that the padding costs no room we need (at most one head refresh).
+    // Small records past the window (a backlog pushed them there) run on to the real end;
+    // large ones go back to the start whenever it is free, so that a stream of 1 MiB
+    // messages cycles through a few warm megabytes instead of the whole cold buffer.
     if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
       r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
     }
