@@ -3,6 +3,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string_view>
+
+#include "instances.hpp"
 
 namespace xchan::py {
 namespace {
@@ -32,26 +35,31 @@ bool is_plain_buffer(PyObject* obj) noexcept {
 }  // namespace
 
 Encoded::~Encoded() {
-  for (PyObject* o : aux_) Py_DECREF(o);
-  for (auto& v : views_) PyBuffer_Release(v.get());
+  drop_native_state();
   Py_XDECREF(pickle_);
   Py_XDECREF(pickle_buffers_);
   Py_XDECREF(converted_);
 }
 
 bool Encoded::prepare(ModuleState* st, PyObject* obj) {
+  st_ = st;
   root_ = obj;
-  const Py_ssize_t n = native_size(obj, 0);
+  Py_ssize_t n = native_size(obj, 0);
+  if (n >= 0 && ran_python_) {
+    // Importing a class's module ran Python code, which may have changed what was sized
+    // before it: size again, with every class decided now.
+    drop_native_state();
+    cached_only_ = true;
+    n = native_size(obj, 0);
+    cached_only_ = false;
+  }
   if (n == kError) return false;
   if (n >= 0) {
     size_ = static_cast<std::size_t>(n);
     return true;
   }
-  // Not native: drop partial state.
-  for (PyObject* o : aux_) Py_DECREF(o);
-  aux_.clear();
-  for (auto& v : views_) PyBuffer_Release(v.get());
-  views_.clear();
+  drop_native_state();
+  ran_python_ = true;
   if (PyObject_CheckBuffer(obj)) {
     // Any other buffer exporter (array.array, PickleBuffer, ...) travels as its bytes.
     // Converting may run Python code: fine here, before the ring is reserved.
@@ -62,6 +70,28 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
     return true;
   }
   return prepare_pickle(st, obj);
+}
+
+bool Encoded::refresh() {
+  if (pickled_ || converted_ != nullptr) return true;
+  drop_native_state();
+  cached_only_ = true;
+  const Py_ssize_t n = native_size(root_, 0);
+  cached_only_ = false;
+  if (n == kError) return false;
+  if (n < 0) {
+    PyErr_SetString(PyExc_RuntimeError, "send_many: an item changed while the batch was being encoded");
+    return false;
+  }
+  size_ = static_cast<std::size_t>(n);
+  return true;
+}
+
+void Encoded::drop_native_state() noexcept {
+  for (PyObject* o : aux_) Py_DECREF(o);
+  aux_.clear();
+  for (auto& v : views_) PyBuffer_Release(v.get());
+  views_.clear();
 }
 
 const Py_buffer* Encoded::hold_view(PyObject* obj) {
@@ -127,11 +157,31 @@ Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
     }
     return total;
   }
-  return kNotNative;
+  return instance_size(obj, depth);
+}
+
+Py_ssize_t Encoded::instance_size(PyObject* obj, int depth) {
+  PyTypeObject* type = Py_TYPE(obj);
+  if (!PyType_HasFeature(type, Py_TPFLAGS_HEAPTYPE)) return kNotNative;  // built-in types: pickle
+  PyObject* names = nullptr;
+  switch (check_plain_class(st_, type, cached_only_, ran_python_, &names)) {
+    case ClassCheck::kError: return kError;
+    case ClassCheck::kNotPlain: return kNotNative;
+    case ClassCheck::kPlain: break;
+  }
+  aux_.push_back(names);
+  PyObject* dict = PyObject_GenericGetDict(obj, nullptr);
+  if (dict == nullptr) return kError;
+  aux_.push_back(dict);
+  Py_ssize_t total = 1 + PyBytes_GET_SIZE(names);
+  if (PyDict_GET_SIZE(dict) == 0) return total + 1;  // no state, as pickle sends none
+  const Py_ssize_t n = native_size(dict, depth + 1);
+  return n < 0 ? n : total + n;
 }
 
 bool Encoded::prepare_pickle(ModuleState* st, PyObject* obj) {
   pickled_ = true;
+  ran_python_ = true;
   pickle_buffers_ = PyList_New(0);
   if (pickle_buffers_ == nullptr) return false;
   PyObject* protocol = PyLong_FromLong(5);
@@ -195,7 +245,7 @@ std::byte* Encoded::write_value(PyObject* obj, std::byte* out, Cursor& at) const
       *out++ = static_cast<std::byte>('i');
       return put(out, static_cast<std::int64_t>(v));
     }
-    PyObject* hex = aux_[at.hex++];
+    PyObject* hex = aux_[at.aux++];
     Py_ssize_t n = 0;
     const char* s = PyUnicode_AsUTF8AndSize(hex, &n);
     return put_tagged_bytes(out, 'I', s, static_cast<std::size_t>(n));
@@ -229,7 +279,20 @@ std::byte* Encoded::write_value(PyObject* obj, std::byte* out, Cursor& at) const
     }
     return out;
   }
-  // dict (the size pass admitted nothing else)
+  if (!PyDict_CheckExact(obj)) {
+    // An instance of a plain class (the size pass admitted nothing else).
+    PyObject* names = aux_[at.aux++];
+    PyObject* dict = aux_[at.aux++];
+    *out++ = static_cast<std::byte>('o');
+    const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(names));
+    std::memcpy(out, PyBytes_AS_STRING(names), n);
+    out += n;
+    if (PyDict_GET_SIZE(dict) == 0) {
+      *out = static_cast<std::byte>('N');
+      return out + 1;
+    }
+    return write_value(dict, out, at);
+  }
   *out++ = static_cast<std::byte>('d');
   out = put(out, static_cast<std::uint32_t>(PyDict_GET_SIZE(obj)));
   Py_ssize_t pos = 0;
@@ -276,6 +339,7 @@ class Reader {
         return big_int(s, n);
       }
       case 't': case 'l': case 'd': return container(tag, depth);
+      case 'o': return instance(depth);
       case 'p': return depth == 0 ? unpickle() : malformed("nested pickle");
       default: return malformed("unknown tag");
     }
@@ -338,6 +402,25 @@ class Reader {
       }
     }
     return seq;
+  }
+
+  PyObject* instance(int depth) {
+    const std::byte* start = p_;
+    std::uint32_t n = 0;
+    if (!take(&n, 4) || !has(n)) return malformed("truncated class name");
+    p_ += n;
+    if (!take(&n, 4) || !has(n)) return malformed("truncated class name");
+    p_ += n;
+    const std::string_view names(reinterpret_cast<const char*>(start), static_cast<std::size_t>(p_ - start));
+    PyObject* state = value(depth + 1);
+    if (state == nullptr) return nullptr;
+    if (state != Py_None && !PyDict_CheckExact(state)) {
+      Py_DECREF(state);
+      return malformed("bad instance state");
+    }
+    PyObject* obj = rebuild_instance(st_, names, state == Py_None ? nullptr : state);
+    Py_DECREF(state);
+    return obj;
   }
 
   PyObject* unpickle() {

@@ -3,12 +3,15 @@
 //   'i' int64 (8 bytes LE)          'I' big int: u32 length + ASCII hex ("-0x1f")
 //   'f' float (8 bytes)             'b' bytes: u32 length + bytes    's' str: u32 length + UTF-8
 //   't' tuple / 'l' list: u32 count + values      'd' dict: u32 count + key, value pairs
+//   'o' instance of a plain class: u32 length + module, u32 length + qualname (UTF-8),
+//       then its state: 'N' (an empty __dict__) or a 'd' value (see instances.hpp)
 //   'p' pickle protocol 5: u32 buffer count + (u64 length + bytes) per out-of-band buffer,
 //       then u64 length + the pickle
-// Native values are exact built-in types only, so that encoding runs no Python code: the
-// write pass happens inside the ring's reservation, under its producer lock. Anything else
-// (subclasses, other types, nesting deeper than kMaxDepth) is pickled beforehand, except
-// that a top-level object exposing the buffer protocol is sent as its bytes.
+// Native values are exact built-in types and instances of plain classes, and the write
+// pass runs no Python code: it happens inside the ring's reservation, under its producer
+// lock. Anything else (subclasses of built-ins, other types, nesting deeper than
+// kMaxDepth) is pickled beforehand, except that a top-level object exposing the buffer
+// protocol is sent as its bytes.
 #pragma once
 
 #include <cstddef>
@@ -26,9 +29,18 @@ class Encoded {
   Encoded& operator=(const Encoded&) = delete;
   ~Encoded();
 
-  /// Prepares `obj` (borrowed; must outlive this object). May call Python (pickle).
-  /// Returns false with a Python exception set.
+  /// Prepares `obj` (borrowed; must outlive this object). May call Python (pickle, or the
+  /// import of a class's module). Returns false with a Python exception set.
   [[nodiscard]] bool prepare(ModuleState* st, PyObject* obj);
+
+  /// True if prepare() ran Python code, which may have changed other objects prepared
+  /// before (in a batch): those must then be refresh()ed before anything is written.
+  [[nodiscard]] bool ran_python() const noexcept { return ran_python_; }
+
+  /// Sizes a natively encoded value again, running no Python code (pickled or converted
+  /// values are snapshots and stay). Returns false with RuntimeError set if the value
+  /// cannot be encoded natively any more.
+  [[nodiscard]] bool refresh();
 
   /// Exact encoded size.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -40,21 +52,28 @@ class Encoded {
  private:
   /// Where the write pass is in aux_ and views_ (both filled in traversal order).
   struct Cursor {
-    std::size_t hex = 0;
+    std::size_t aux = 0;
     std::size_t view = 0;
   };
 
   Py_ssize_t native_size(PyObject* obj, int depth);
+  Py_ssize_t instance_size(PyObject* obj, int depth);
   std::byte* write_value(PyObject* obj, std::byte* out, Cursor& at) const noexcept;
   bool prepare_pickle(ModuleState* st, PyObject* obj);
+  void drop_native_state() noexcept;
   /// Gets a read-only buffer of `obj` and keeps it until destruction; nullptr with an
   /// exception set on failure.
   const Py_buffer* hold_view(PyObject* obj);
 
+  ModuleState* st_ = nullptr;
   PyObject* root_ = nullptr;           // borrowed
   bool pickled_ = false;
+  bool ran_python_ = false;
+  bool cached_only_ = false;           // sizing must not run Python code (refresh)
   std::size_t size_ = 0;
-  std::vector<PyObject*> aux_;         // owned: hex strings of big ints, in traversal order
+  // Owned, in traversal order: hex strings of big ints; for each instance, its class's
+  // names bytes and its __dict__.
+  std::vector<PyObject*> aux_;
   // Held buffers (memoryviews/bytearrays, or pickle's out-of-band buffers), in traversal
   // order. Boxed: a Py_buffer may point into itself (shape = &len), so it must never move.
   // (Empty for most messages, and an empty vector allocates nothing, unlike a deque.)

@@ -323,11 +323,18 @@ PyObject* send_batch(EndObject* self, PyObject* iterable, Deadline deadline) {
     // first (end of this block).
     const std::unique_ptr<Encoded[]> encoded(new (std::nothrow) Encoded[count]);
     std::size_t prepared = 0;
+    bool ran_python = false;
     if (encoded == nullptr) PyErr_NoMemory();
     else {
       while (prepared < count && encoded[prepared].prepare(st, PySequence_Fast_GET_ITEM(items, static_cast<Py_ssize_t>(prepared)))) {
+        ran_python = ran_python || encoded[prepared].ran_python();
         ++prepared;
       }
+    }
+    // Python code run while preparing (pickling, say) may have changed items sized
+    // before it: size every native one again, so that the writes fit their reservations.
+    for (std::size_t i = 0; ran_python && prepared == count && i < count; ++i) {
+      if (!encoded[i].refresh()) prepared = i;
     }
     if (prepared == count) {
       const std::size_t sent = send_encoded(self, encoded.get(), count, deadline);

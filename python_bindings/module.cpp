@@ -6,6 +6,7 @@
 #include "codec.hpp"
 #include "ends.hpp"
 #include "errors.hpp"
+#include "instances.hpp"
 #include "worker.hpp"
 #include "xchan/channel/registry.hpp"
 
@@ -161,6 +162,14 @@ PyObject* f_out_of_band(PyObject* module, PyObject*) {
   return PyBool_FromLong(state_of_module(module)->out_of_band_pickle);
 }
 
+PyObject* f_encode(PyObject* module, PyObject* obj) {
+  Encoded enc;
+  if (!enc.prepare(state_of_module(module), obj)) return nullptr;
+  PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(enc.size()));
+  if (out != nullptr) enc.write(reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out)));
+  return out;
+}
+
 PyObject* f_in_main(PyObject* module, PyObject*) {
   return PyBool_FromLong(state_of_module(module)->is_main_interpreter);
 }
@@ -176,6 +185,7 @@ PyMethodDef kFunctions[] = {
     {"_parked_ends", f_parked_ends, METH_NOARGS, "Ends pickled and not yet unpickled (for tests)."},
     {"_in_main_interpreter", f_in_main, METH_NOARGS, "True in the main interpreter."},
     {"_out_of_band_pickle", f_out_of_band, METH_NOARGS, "True if pickled buffers travel out of band here."},
+    {"_encode", f_encode, METH_O, "The message bytes an object is sent as (for tests)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -193,7 +203,7 @@ int exec_module(PyObject* module) {
   Py_DECREF(pickle);
   st->attach_func = PyObject_GetAttrString(module, "_attach");
   if (!st->pickle_dumps || !st->pickle_loads || !st->attach_func) return -1;
-  return 0;
+  return init_class_caches(st) ? 0 : -1;
 }
 
 int traverse(PyObject* module, visitproc visit, void* arg) {
@@ -227,6 +237,7 @@ int clear(PyObject* module) {
   Py_CLEAR(st->pickle_dumps);
   Py_CLEAR(st->pickle_loads);
   Py_CLEAR(st->attach_func);
+  clear_class_caches(st);
   return 0;
 }
 

@@ -25,6 +25,7 @@ struct ModuleState {
   PyObject* attach_func;     // _attach, for __reduce__
   EndObject* open_ends;      // intrusive list of ends still open in this interpreter
   void* workers;             // worker.cpp's list of the workers this interpreter started
+  void* classes;             // instances.cpp's class caches
   bool is_main_interpreter;  // Ctrl-C is only delivered here
   // Pickle with out-of-band buffers (buffer_callback). Off in 3.12 subinterpreters, where
   // CPython 3.12.1 itself corrupts the heap when a buffer_callback is used (reproduced

@@ -155,6 +155,53 @@ iq.put({done}, b"done", 0, 1)
     return dt
 
 
+def wrapper_queue_available():
+    try:
+        from test.support.interpreters import queues  # noqa: F401  (3.13's PEP 734 draft)
+        return True
+    except ImportError:  # a Python built without its test package
+        return False
+
+
+def wrapper_queue_tp(payload, n):
+    """CPython 3.13's high-level queue (test.support.interpreters.queues, what became
+    concurrent.interpreters.Queue in 3.14) with its defaults: objects are pickled, and get()
+    polls in 10 ms sleeps when the queue is empty."""
+    import _interpqueues as iq
+    import _interpreters as interps
+    from test.support.interpreters import queues
+    q = queues.create()
+    done = iq.create(0, 0, 1)
+    iid = interps.create("isolated")
+    code = f"""
+import sys
+sys.path[:] = {sys.path!r}
+import _interpqueues as iq
+from test.support.interpreters import queues
+q = queues.Queue({q.id})
+for _ in range({n}):
+    q.get()
+iq.put({done}, b"done", 0, 1)
+"""
+    t = threading.Thread(target=interps.run_string, args=(iid, code))
+    t.start()
+    t0 = now()
+    put = q.put
+    for _ in range(n):
+        put(payload)
+    while True:  # the parent spins for "done", so only the consumer's own polling counts
+        try:
+            iq.get(done)
+            break
+        except Exception:
+            time.sleep(0)
+    dt = now() - t0
+    t.join()
+    interps.destroy(iid)
+    iq.destroy(done)
+    return dt
+
+
 # ---- round trips ---------------------------------------------------------------------
 
 def xchan_rtt(n, pause):
@@ -219,6 +266,7 @@ def main():
     q = 10 if opts.quick else 1
     SMALL_OBJECTS["instance"] = bench_workers.Record()
     has_iq = sys.version_info >= (3, 13)
+    has_wrapper = has_iq and wrapper_queue_available()
     rows = []
 
     def add(case, peer, value, unit, anchor=None):
@@ -250,8 +298,11 @@ def main():
         n = 100_000 // q
         add(case, "xchan send/recv", rate(xchan_tp, obj, n=n), "msgs/s")
         add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s")
+        if has_wrapper:
+            add(case, "3.13 interpreters.queues.Queue (pickles)", rate(wrapper_queue_tp, obj, n=n // 3), "msgs/s", anchor=True)
         if has_iq:
-            add(case, "_interpqueues + pickle (3.13 wrapper)", rate(lambda p, k: interpqueues_tp(p, k, True), obj, n=n // 3), "msgs/s", anchor=True)
+            add(case, "_interpqueues + pickle (raw)", rate(lambda p, k: interpqueues_tp(p, k, True), obj, n=n // 3), "msgs/s",
+                anchor=not has_wrapper)
     for label, pause in [("round trip, both awake", 0), ("round trip, receiver parked", 0.002)]:
         n = (20_000 if not pause else 1000) // q
         add(label, "xchan", statistics.median(xchan_rtt(n, pause)) * 1e6, "us median")

@@ -30,6 +30,49 @@ class MyInt(int):
     pass
 
 
+class Plain:
+    """A plain class: instances travel natively (class by name, __dict__ as a dict)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and vars(other) == vars(self)
+
+
+class PlainChild(Plain):
+    pass
+
+
+class RestoresItself(Plain):
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.restored = True
+
+
+class CustomState(Plain):
+    def __getstate__(self):
+        return {"custom": True}
+
+
+class Slotted:
+    __slots__ = ("a",)
+
+    def __init__(self, a):
+        self.a = a
+
+    def __eq__(self, other):
+        return type(other) is Slotted and other.a == self.a
+
+
+class Registered(Plain):
+    """copyreg.pickle() registers a reducer for it in the tests."""
+
+
+def _rebuild_registered(marker):
+    return Registered(marker=marker)
+
+
 class Blob:
     """Pickles its data as an out-of-band buffer under protocol 5."""
 
@@ -96,9 +139,76 @@ class CodecTest(unittest.TestCase):
                 self.assertIs(type(got), bytes)
                 self.assertEqual(got, bytes(v))
 
+    def test_plain_class_instances_travel_natively(self):
+        values = [Plain(), Plain(a=1, b="x", c=[1.5, None], d={"k": (1, 2)}), PlainChild(x=Plain(y=2)),
+                  Point(1, 2), [Point(0, 0), {"p": Point(3, 4)}]]
+        for v in values:
+            with self.subTest(v=repr(v)):
+                self.assertNotIn(b"p", xchan._xchan._encode(v)[:1])  # not pickled
+                self.assertIn(b"o", xchan._xchan._encode(v)[:80])
+                got = roundtrip(v)
+                self.assertEqual(got, v)
+                self.assertIs(type(got), type(v))
+        self.assertEqual(roundtrip(Point(1, 2)).__dict__, {"x": 1, "y": 2})
+
+    def test_setstate_is_called_as_pickle_calls_it(self):
+        got = roundtrip(RestoresItself(a=1))
+        self.assertEqual(vars(got), {"a": 1, "restored": True})
+        # An empty __dict__ is no state at all: pickle does not call __setstate__ then.
+        self.assertEqual(vars(roundtrip(RestoresItself())), {})
+
+    @needs_pickle
+    def test_classes_with_their_own_pickling_go_through_pickle(self):
+        self.assertEqual(xchan._xchan._encode(CustomState(a=1))[:1], b"p")
+        self.assertEqual(vars(roundtrip(CustomState(a=1))), {"custom": True})
+        self.assertEqual(xchan._xchan._encode(Slotted(3))[:1], b"p")
+        self.assertEqual(roundtrip(Slotted(3)), Slotted(3))
+        import copyreg
+        copyreg.pickle(Registered, lambda r: (_rebuild_registered, ("via copyreg",)))
+        try:
+            self.assertEqual(vars(roundtrip(Registered(a=1))), {"marker": "via copyreg"})
+        finally:
+            del copyreg.dispatch_table[Registered]
+        self.assertEqual(vars(roundtrip(Registered(a=1))), {"a": 1})
+
+    @needs_pickle
+    def test_a_class_changed_after_use_is_decided_again(self):
+        class_ = type("Changing", (Plain,), {"__module__": __name__})
+        globals()["Changing"] = class_
+        try:
+            self.assertEqual(xchan._xchan._encode(class_(a=1))[:1], b"o")
+            class_.__reduce__ = lambda self: (_rebuild_registered, ("reduced",))
+            self.assertEqual(vars(roundtrip(class_(a=1))), {"marker": "reduced"})
+        finally:
+            del globals()["Changing"]
+
+    @needs_pickle
+    def test_shared_and_cyclic_instances(self):
+        p = Plain(v=1)
+        got = roundtrip([p, p])  # natively, each reference travels as its own copy
+        self.assertEqual(got, [p, p])
+        cyclic = Plain()
+        cyclic.me = cyclic  # too deep for the native path: pickle keeps the cycle
+        got = roundtrip(cyclic)
+        self.assertIs(got.me, got)
+
+    @needs_pickle
+    def test_send_many_with_items_changed_by_pickling_a_later_item(self):
+        grows = [1, 2, 3]
+
+        class Grower:
+            def __reduce__(self):
+                grows.extend(range(10_000))
+                return (str, ("grower",))
+
+        tx, rx = xchan.channel(max_bytes=1 << 20)
+        tx.send_many([grows, Grower()])
+        self.assertEqual(rx.recv_nowait(), [1, 2, 3] + list(range(10_000)))
+        self.assertEqual(rx.recv_nowait(), "grower")
+
     @needs_pickle
     def test_other_objects_go_through_pickle(self):
-        for v in [Point(1, 2), {1, 2}, frozenset("ab"), MyInt(5), complex(1, 2), [Point(0, 0)], "\ud800"]:
+        for v in [{1, 2}, frozenset("ab"), MyInt(5), complex(1, 2), "\ud800"]:
             with self.subTest(v=repr(v)):
                 got = roundtrip(v)
                 self.assertEqual(got, v)

@@ -1,0 +1,285 @@
+// Plain class instances: the per-class decision on the sending side and the class lookup
+// on the receiving side, both cached per interpreter (see instances.hpp).
+#include "instances.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <unordered_map>
+
+namespace xchan::py {
+namespace {
+
+constexpr std::size_t kMaxCachedClasses = 4096;  // past this, a cache starts over
+
+/// A decision about one class, valid while the class's version tag is unchanged.
+struct Decision {
+  unsigned int version = 0;
+  PyObject* names = nullptr;  // owned; nullptr: not plain
+};
+
+/// A class found by name.
+struct Found {
+  PyObject* cls = nullptr;  // owned
+  unsigned int version = 0;
+  bool has_setstate = false;
+};
+
+struct ClassCaches {
+  std::unordered_map<PyTypeObject*, Decision> by_type;  // keys owned (one reference each)
+  std::map<std::string, Found, std::less<>> by_name;    // key: the names bytes
+  PyObject* dispatch_table = nullptr;                   // copyreg.dispatch_table (owned)
+  PyObject* setstate_name = nullptr;                    // interned "__setstate__" (owned)
+
+  void clear_by_type() noexcept {
+    for (auto& [type, d] : by_type) {
+      Py_XDECREF(d.names);
+      Py_DECREF(reinterpret_cast<PyObject*>(type));
+    }
+    by_type.clear();
+  }
+  void clear_by_name() noexcept {
+    for (auto& [name, f] : by_name) Py_DECREF(f.cls);
+    by_name.clear();
+  }
+};
+
+ClassCaches& caches(ModuleState* st) noexcept { return *static_cast<ClassCaches*>(st->classes); }
+
+bool plain_layout(PyTypeObject* t) noexcept {
+  return PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE) && PyType_HasFeature(t, Py_TPFLAGS_MANAGED_DICT) &&
+         t->tp_itemsize == 0 && t->tp_basicsize == PyBaseObject_Type.tp_basicsize;
+}
+
+/// Layout and hooks of `type` and its bases (no Python code runs).
+bool plain_shape(PyTypeObject* type) {
+  if (!Py_IS_TYPE(reinterpret_cast<PyObject*>(type), &PyType_Type) || !plain_layout(type)) return false;
+  PyObject* mro = type->tp_mro;
+  if (mro == nullptr || !PyTuple_Check(mro) || PyTuple_GET_SIZE(mro) < 2) return false;
+  const Py_ssize_t n = PyTuple_GET_SIZE(mro);
+  if (PyTuple_GET_ITEM(mro, n - 1) != reinterpret_cast<PyObject*>(&PyBaseObject_Type)) return false;
+  static const char* const kHooks[] = {"__reduce_ex__", "__reduce__", "__getstate__", "__getnewargs_ex__",
+                                       "__getnewargs__", "__slots__"};
+  for (Py_ssize_t i = 0; i < n - 1; ++i) {
+    auto* base = reinterpret_cast<PyTypeObject*>(PyTuple_GET_ITEM(mro, i));
+    if (!PyType_Check(reinterpret_cast<PyObject*>(base)) || !plain_layout(base) || base->tp_dict == nullptr) {
+      return false;
+    }
+    for (const char* hook : kHooks) {
+      if (PyDict_GetItemString(base->tp_dict, hook) != nullptr) return false;
+    }
+  }
+  return true;
+}
+
+/// "u32 length + module, u32 length + qualname" as bytes (new reference).
+PyObject* encode_names(PyObject* module, PyObject* qualname) {
+  Py_ssize_t lm = 0;
+  Py_ssize_t lq = 0;
+  const char* m = PyUnicode_AsUTF8AndSize(module, &lm);
+  const char* q = m ? PyUnicode_AsUTF8AndSize(qualname, &lq) : nullptr;
+  if (q == nullptr) return nullptr;
+  PyObject* out = PyBytes_FromStringAndSize(nullptr, 8 + lm + lq);
+  if (out == nullptr) return nullptr;
+  char* p = PyBytes_AS_STRING(out);
+  const auto um = static_cast<std::uint32_t>(lm);
+  const auto uq = static_cast<std::uint32_t>(lq);
+  std::memcpy(p, &um, 4);
+  std::memcpy(p + 4, m, static_cast<std::size_t>(lm));
+  std::memcpy(p + 4 + lm, &uq, 4);
+  std::memcpy(p + 8 + lm, q, static_cast<std::size_t>(lq));
+  return out;
+}
+
+/// Splits names bytes into module and qualname; false if malformed.
+bool split_names(std::string_view names, std::string_view& module, std::string_view& qualname) noexcept {
+  std::uint32_t lm = 0;
+  std::uint32_t lq = 0;
+  if (names.size() < 8) return false;
+  std::memcpy(&lm, names.data(), 4);
+  if (names.size() < 8 + std::size_t{lm}) return false;
+  std::memcpy(&lq, names.data() + 4 + lm, 4);
+  if (names.size() != 8 + std::size_t{lm} + lq) return false;
+  module = names.substr(4, lm);
+  qualname = names.substr(8 + lm, lq);
+  return true;
+}
+
+/// Imports `module` and follows the dotted `qualname` (new reference, or nullptr with an
+/// exception set). Runs Python code.
+PyObject* resolve(std::string_view module, std::string_view qualname) {
+  PyObject* name = PyUnicode_DecodeUTF8(module.data(), static_cast<Py_ssize_t>(module.size()), "strict");
+  if (name == nullptr) return nullptr;
+  PyObject* obj = PyImport_Import(name);
+  Py_DECREF(name);
+  while (obj != nullptr && !qualname.empty()) {
+    const std::size_t dot = qualname.find('.');
+    const std::string_view part = qualname.substr(0, dot);
+    qualname = dot == std::string_view::npos ? std::string_view{} : qualname.substr(dot + 1);
+    PyObject* attr = PyUnicode_DecodeUTF8(part.data(), static_cast<Py_ssize_t>(part.size()), "strict");
+    PyObject* next = attr ? PyObject_GetAttr(obj, attr) : nullptr;
+    Py_XDECREF(attr);
+    Py_DECREF(obj);
+    obj = next;
+  }
+  return obj;
+}
+
+/// The class named by `names`, cached (borrowed reference in `*found`).
+bool find_class(ModuleState* st, std::string_view names, Found** found) {
+  ClassCaches& c = caches(st);
+  auto it = c.by_name.find(names);
+  if (it == c.by_name.end()) {
+    std::string_view module;
+    std::string_view qualname;
+    if (!split_names(names, module, qualname)) {
+      PyErr_SetString(st->channel_error, "malformed message: bad class name");
+      return false;
+    }
+    PyObject* cls = resolve(module, qualname);
+    if (cls == nullptr) return false;
+    if (!PyType_Check(cls)) {
+      PyErr_Format(PyExc_TypeError, "xchan: %R is not a class", cls);
+      Py_DECREF(cls);
+      return false;
+    }
+    if (c.by_name.size() >= kMaxCachedClasses) c.clear_by_name();
+    it = c.by_name.emplace(std::string(names), Found{cls, 0, false}).first;
+  }
+  Found& f = it->second;
+  auto* type = reinterpret_cast<PyTypeObject*>(f.cls);
+  if (f.version == 0 || f.version != type->tp_version_tag) {
+    // First use, or the class changed since: look for __setstate__ again.
+    f.has_setstate = PyObject_HasAttr(f.cls, c.setstate_name) != 0;
+    f.version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+  }
+  *found = &f;
+  return true;
+}
+
+}  // namespace
+
+ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_only, bool& ran_python,
+                             PyObject** names) {
+  ClassCaches& c = caches(st);
+  // A reducer registered with copyreg wins over everything, as in pickle; checked every
+  // time because it can be registered at any moment.
+  const int registered = PyDict_Contains(c.dispatch_table, reinterpret_cast<PyObject*>(type));
+  if (registered < 0) return ClassCheck::kError;
+  if (registered > 0) return ClassCheck::kNotPlain;
+  auto it = c.by_type.find(type);
+  if (it != c.by_type.end() && it->second.version != 0 && it->second.version == type->tp_version_tag) {
+    if (it->second.names == nullptr) return ClassCheck::kNotPlain;
+    *names = Py_NewRef(it->second.names);
+    return ClassCheck::kPlain;
+  }
+  if (cached_only) return ClassCheck::kNotPlain;
+
+  PyObject* encoded = nullptr;
+  if (plain_shape(type)) {
+    PyObject* module = PyDict_GetItemString(type->tp_dict, "__module__");  // borrowed
+    PyObject* qualname = PyType_GetQualName(type);
+    if (qualname == nullptr) return ClassCheck::kError;
+    if (module != nullptr && PyUnicode_Check(module) && PyUnicode_Check(qualname)) {
+      Py_INCREF(module);
+      ran_python = true;
+      Py_ssize_t lm = 0;
+      Py_ssize_t lq = 0;
+      const char* m = PyUnicode_AsUTF8AndSize(module, &lm);
+      const char* q = m ? PyUnicode_AsUTF8AndSize(qualname, &lq) : nullptr;
+      PyObject* found = q ? resolve({m, static_cast<std::size_t>(lm)}, {q, static_cast<std::size_t>(lq)}) : nullptr;
+      // Not found again by name (a local class, a renamed one): pickle decides, and
+      // reports the error if it has to.
+      if (found == reinterpret_cast<PyObject*>(type)) encoded = encode_names(module, qualname);
+      if (encoded == nullptr) PyErr_Clear();
+      Py_XDECREF(found);
+      Py_DECREF(module);
+    }
+    Py_DECREF(qualname);
+  }
+  // The imports above may have run anything, including code that changed `type`.
+  const unsigned int version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+  if (it != c.by_type.end()) {
+    Py_XSETREF(it->second.names, encoded);
+    it->second.version = version;
+  } else {
+    if (c.by_type.size() >= kMaxCachedClasses) c.clear_by_type();
+    Py_INCREF(reinterpret_cast<PyObject*>(type));
+    c.by_type.emplace(type, Decision{version, encoded});
+  }
+  if (encoded == nullptr) return ClassCheck::kNotPlain;
+  *names = Py_NewRef(encoded);
+  return ClassCheck::kPlain;
+}
+
+PyObject* rebuild_instance(ModuleState* st, std::string_view names, PyObject* state) {
+  Found* found = nullptr;
+  if (!find_class(st, names, &found)) return nullptr;
+  PyObject* cls = Py_NewRef(found->cls);  // the cache may drop it while Python code runs
+  const bool has_setstate = found->has_setstate;
+  auto* type = reinterpret_cast<PyTypeObject*>(cls);
+  PyObject* obj = nullptr;
+  if (type->tp_new == nullptr) {
+    PyErr_Format(PyExc_TypeError, "xchan: cannot create '%s' instances", type->tp_name);
+  } else {
+    PyObject* no_args = PyTuple_New(0);
+    obj = no_args ? type->tp_new(type, no_args, nullptr) : nullptr;  // cls.__new__(cls)
+    Py_XDECREF(no_args);
+  }
+  Py_DECREF(cls);
+  if (obj == nullptr || state == nullptr) return obj;
+  if (has_setstate) {
+    PyObject* r = PyObject_CallMethodOneArg(obj, caches(st).setstate_name, state);
+    if (r == nullptr) Py_CLEAR(obj);
+    Py_XDECREF(r);
+    return obj;
+  }
+  PyObject* dict = PyObject_GenericGetDict(obj, nullptr);
+  Py_ssize_t pos = 0;
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  while (dict != nullptr && PyDict_Next(state, &pos, &key, &value)) {
+    Py_INCREF(key);
+    if (PyUnicode_CheckExact(key)) PyUnicode_InternInPlace(&key);  // as pickle does
+    const int rc = PyDict_SetItem(dict, key, value);
+    Py_DECREF(key);
+    if (rc != 0) Py_CLEAR(dict);
+  }
+  if (dict == nullptr) Py_CLEAR(obj);
+  Py_XDECREF(dict);
+  return obj;
+}
+
+bool init_class_caches(ModuleState* st) {
+  auto* c = new (std::nothrow) ClassCaches();
+  if (c == nullptr) {
+    PyErr_NoMemory();
+    return false;
+  }
+  st->classes = c;
+  PyObject* copyreg = PyImport_ImportModule("copyreg");
+  if (copyreg == nullptr) return false;
+  c->dispatch_table = PyObject_GetAttrString(copyreg, "dispatch_table");
+  Py_DECREF(copyreg);
+  if (c->dispatch_table == nullptr) return false;
+  if (!PyDict_Check(c->dispatch_table)) {
+    PyErr_SetString(PyExc_TypeError, "copyreg.dispatch_table is not a dict");
+    return false;
+  }
+  c->setstate_name = PyUnicode_InternFromString("__setstate__");
+  return c->setstate_name != nullptr;
+}
+
+void clear_class_caches(ModuleState* st) noexcept {
+  auto* c = static_cast<ClassCaches*>(st->classes);
+  if (c == nullptr) return;
+  st->classes = nullptr;
+  c->clear_by_type();
+  c->clear_by_name();
+  Py_CLEAR(c->dispatch_table);
+  Py_CLEAR(c->setstate_name);
+  delete c;
+}
+
+}  // namespace xchan::py
