@@ -8,7 +8,6 @@ __main__ to it. Channel ends in args are pickled as handles and re-attach in the
 """
 import pickle
 import sys
-import traceback
 import types
 
 from . import _xchan
@@ -76,4 +75,6 @@ def run(header, blob):
             fn(*args)
         return None
     except BaseException:  # the parent re-raises it as WorkerError
+        import traceback  # only now: it costs a worker ~2 ms of start-up
+
         return traceback.format_exc()
