@@ -147,14 +147,20 @@ bool find_class(ModuleState* st, std::string_view names, Found** found) {
     if (c.by_name.size() >= kMaxCachedClasses) c.clear_by_name();
     it = c.by_name.emplace(std::string(names), Found{cls, 0, false}).first;
   }
-  Found& f = it->second;
-  auto* type = reinterpret_cast<PyTypeObject*>(f.cls);
-  if (f.version == 0 || f.version != type->tp_version_tag) {
-    // First use, or the class changed since: look for __setstate__ again.
-    f.has_setstate = PyObject_HasAttr(f.cls, c.setstate_name) != 0;
-    f.version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+  auto* type = reinterpret_cast<PyTypeObject*>(it->second.cls);
+  if (it->second.version == 0 || it->second.version != type->tp_version_tag) {
+    // First use, or the class changed since: look for __setstate__ again. A metaclass
+    // may run Python code here, which may change the cache: find the entry again after.
+    PyObject* cls = Py_NewRef(it->second.cls);
+    const bool has_setstate = PyObject_HasAttr(cls, c.setstate_name) != 0;
+    const unsigned int version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+    it = c.by_name.find(names);
+    if (it == c.by_name.end()) it = c.by_name.emplace(std::string(names), Found{Py_NewRef(cls), 0, false}).first;
+    Py_DECREF(cls);
+    it->second.has_setstate = has_setstate;
+    it->second.version = version;
   }
-  *found = &f;
+  *found = &it->second;
   return true;
 }
 
@@ -198,8 +204,10 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
     }
     Py_DECREF(qualname);
   }
-  // The imports above may have run anything, including code that changed `type`.
+  // The imports above may have run anything, including code that changed `type` or this
+  // cache (a module that sends an object while it is imported): look the entry up again.
   const unsigned int version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+  it = c.by_type.find(type);
   if (it != c.by_type.end()) {
     Py_XSETREF(it->second.names, encoded);
     it->second.version = version;
