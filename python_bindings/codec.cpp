@@ -45,14 +45,9 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
   st_ = st;
   root_ = obj;
   Py_ssize_t n = native_size(obj, 0);
-  if (n >= 0 && ran_python_) {
-    // Importing a class's module ran Python code, which may have changed what was sized
-    // before it: size again, with every class decided now.
-    drop_native_state();
-    cached_only_ = true;
-    n = native_size(obj, 0);
-    cached_only_ = false;
-  }
+  // Importing a class's module ran Python code, which may have changed what was sized
+  // before it: size again, with every class decided now.
+  if (n >= 0 && ran_python_) n = size_again();
   if (n == kError) return false;
   if (n >= 0) {
     size_ = static_cast<std::size_t>(n);
@@ -74,10 +69,7 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
 
 bool Encoded::refresh() {
   if (pickled_ || converted_ != nullptr) return true;
-  drop_native_state();
-  cached_only_ = true;
-  const Py_ssize_t n = native_size(root_, 0);
-  cached_only_ = false;
+  const Py_ssize_t n = size_again();
   if (n == kError) return false;
   if (n < 0) {
     PyErr_SetString(PyExc_RuntimeError, "send_many: an item changed while the batch was being encoded");
@@ -85,6 +77,14 @@ bool Encoded::refresh() {
   }
   size_ = static_cast<std::size_t>(n);
   return true;
+}
+
+Py_ssize_t Encoded::size_again() {
+  drop_native_state();
+  cached_only_ = true;
+  const Py_ssize_t n = native_size(root_, 0);
+  cached_only_ = false;
+  return n;
 }
 
 void Encoded::drop_native_state() noexcept {

@@ -61,6 +61,9 @@ class Encoded {
   std::byte* write_value(PyObject* obj, std::byte* out, Cursor& at) const noexcept;
   bool prepare_pickle(ModuleState* st, PyObject* obj);
   void drop_native_state() noexcept;
+  /// The native size of root_ computed afresh, deciding classes from the cache only (runs
+  /// no Python code).
+  Py_ssize_t size_again();
   /// Gets a read-only buffer of `obj` and keeps it until destruction; nullptr with an
   /// exception set on failure.
   const Py_buffer* hold_view(PyObject* obj);

@@ -74,21 +74,16 @@ bool plain_shape(PyTypeObject* type) {
 }
 
 /// "u32 length + module, u32 length + qualname" as bytes (new reference).
-PyObject* encode_names(PyObject* module, PyObject* qualname) {
-  Py_ssize_t lm = 0;
-  Py_ssize_t lq = 0;
-  const char* m = PyUnicode_AsUTF8AndSize(module, &lm);
-  const char* q = m ? PyUnicode_AsUTF8AndSize(qualname, &lq) : nullptr;
-  if (q == nullptr) return nullptr;
-  PyObject* out = PyBytes_FromStringAndSize(nullptr, 8 + lm + lq);
+PyObject* encode_names(std::string_view module, std::string_view qualname) {
+  PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(8 + module.size() + qualname.size()));
   if (out == nullptr) return nullptr;
   char* p = PyBytes_AS_STRING(out);
-  const auto um = static_cast<std::uint32_t>(lm);
-  const auto uq = static_cast<std::uint32_t>(lq);
+  const auto um = static_cast<std::uint32_t>(module.size());
+  const auto uq = static_cast<std::uint32_t>(qualname.size());
   std::memcpy(p, &um, 4);
-  std::memcpy(p + 4, m, static_cast<std::size_t>(lm));
-  std::memcpy(p + 4 + lm, &uq, 4);
-  std::memcpy(p + 8 + lm, q, static_cast<std::size_t>(lq));
+  std::memcpy(p + 4, module.data(), module.size());
+  std::memcpy(p + 4 + module.size(), &uq, 4);
+  std::memcpy(p + 8 + module.size(), qualname.data(), qualname.size());
   return out;
 }
 
@@ -194,10 +189,12 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
       Py_ssize_t lq = 0;
       const char* m = PyUnicode_AsUTF8AndSize(module, &lm);
       const char* q = m ? PyUnicode_AsUTF8AndSize(qualname, &lq) : nullptr;
-      PyObject* found = q ? resolve({m, static_cast<std::size_t>(lm)}, {q, static_cast<std::size_t>(lq)}) : nullptr;
+      const std::string_view module_name(m != nullptr ? m : "", static_cast<std::size_t>(lm));
+      const std::string_view qualified(q != nullptr ? q : "", static_cast<std::size_t>(lq));
+      PyObject* found = q ? resolve(module_name, qualified) : nullptr;
       // Not found again by name (a local class, a renamed one): pickle decides, and
       // reports the error if it has to.
-      if (found == reinterpret_cast<PyObject*>(type)) encoded = encode_names(module, qualname);
+      if (found == reinterpret_cast<PyObject*>(type)) encoded = encode_names(module_name, qualified);
       if (encoded == nullptr) PyErr_Clear();
       Py_XDECREF(found);
       Py_DECREF(module);
