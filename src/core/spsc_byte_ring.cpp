@@ -75,4 +75,45 @@ bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
   return bytes_in_flight + total <= data_bytes_ && records_in_flight < max_records_;
 }
 
+Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept {
+  SpscByteRing& r = ring_;
+  if (n > r.max_payload_) return Status::kTooLarge;
+  const std::uint64_t need = record_bytes(n);
+  const std::uint64_t offset = tail_ & r.mask_;
+  const std::uint64_t contiguous = r.data_bytes_ - offset;
+  std::uint64_t pad = need > contiguous ? contiguous : 0;
+  // A record that would start at the window's very end counts as crossing it too.
+  const bool crosses_window =
+      offset < r.hot_window_ ? offset + need > r.hot_window_ : offset == r.hot_window_;
+  if (pad == 0 && offset != 0 && (crosses_window || need >= kLargeRecordBytes)) {
+    // Crossing the hot window's end, or any large record: wrap early if the consumer has
+    // taken enough that the padding costs no room we need (at most one head refresh).
+    // Small records past the window (a backlog pushed them there) run on to the real end;
+    // large ones go back to the start whenever it is free, so that a stream of 1 MiB
+    // messages cycles through a few warm megabytes instead of the whole cold buffer.
+    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
+      r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
+    }
+    if (tail_ + contiguous + need - r.cached_head_ <= r.data_bytes_) pad = contiguous;
+  }
+  const std::uint64_t total = pad + need;
+  if (tail_ + total - r.cached_head_ > r.data_bytes_) {
+    // SYNC POINT ring-reclaim (acquire): pairs with Reader::publish's release of head, so
+    // the consumer has finished reading the bytes we are about to overwrite.
+    r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);
+    if (tail_ + total - r.cached_head_ > r.data_bytes_) return Status::kFull;
+  }
+  if (pushed_ - r.cached_popped_ >= r.max_records_) {
+    // Relaxed: the record count guards no memory; the bytes are guarded by head above.
+    r.cached_popped_ = atomic_load(r.header_->popped, std::memory_order_relaxed);
+    if (pushed_ - r.cached_popped_ >= r.max_records_) return Status::kFull;
+  }
+  reserved_at_ = tail_;
+  reserved_pad_ = pad;
+  reserved_size_ = n;
+  open_ = true;
+  out = std::span<std::byte>(r.data_ + ((tail_ + pad) & r.mask_) + kRecordHeaderBytes, n);
+  return Status::kOk;
+}
+
 }  // namespace xchan::core

@@ -5,7 +5,7 @@
 // Design:
 //  - RingHeader is the shared state: standard-layout, trivially copyable, no pointers.
 //    `tail`/`pushed` are written only by the producer, `head`/`popped` only by the
-//    consumer, each pair on its own 128-byte line.
+//    consumer; each side's pair shares one 128-byte line, apart from the other side's.
 //  - SpscByteRing is one process's view of a ring: bounds copied from the header once
 //    (validated), plus each side's cached copy of the other side's index, so the hot path
 //    reads the other side's line only when the cached copy says the ring is full/empty.
@@ -49,13 +49,14 @@ struct RingHeader {
   std::uint64_t data_bytes;   // size of the record buffer, a power of two
   std::uint64_t max_records;  // at most this many records in flight
 
-  // Each index on its own line. `tail`/`pushed` are written by the producer only, `head`/
-  // `popped` by the consumer only; the other side reads them only to refresh its cached
-  // copy (or for statistics), so each line stays with its writer in steady state.
-  alignas(kCacheLine) std::uint64_t tail;    // bytes ever published
-  alignas(kCacheLine) std::uint64_t pushed;  // records ever published
-  alignas(kCacheLine) std::uint64_t head;    // bytes ever released
-  alignas(kCacheLine) std::uint64_t popped;  // records ever released
+  // One line per side. `tail`/`pushed` are written by the producer only, `head`/`popped` by
+  // the consumer only; the other side reads them only to refresh its cached copy (or for
+  // statistics), so each line stays with its writer in steady state. Each side stores both
+  // of its fields per publish: one line, not two.
+  alignas(kCacheLine) std::uint64_t tail;  // bytes ever published
+  std::uint64_t pushed;                    // records ever published
+  alignas(kCacheLine) std::uint64_t head;  // bytes ever released
+  std::uint64_t popped;                    // records ever released
 };
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(std::is_trivially_copyable_v<RingHeader>);
@@ -77,29 +78,32 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 }
 
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
-inline constexpr std::uint32_t kRingVersion = 2;
+inline constexpr std::uint32_t kRingVersion = 3;
 
-/// Copies message bytes: up to 32 bytes inline as two overlapping moves (no call, no size
-/// dispatch), larger ones via libc. Not inline 32-byte moves above that: payloads start 8
-/// bytes into a record, so such moves split across cache lines, which cost 3x at 57-64 B
-/// on this machine's CPU (measured, docs/performance.md).
-inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
-  struct B8 { unsigned char b[8]; };
-  struct B16 { unsigned char b[16]; };
-  auto two_moves = [&]<class Chunk>(Chunk) {
+/// Copies message bytes: up to 128 bytes inline as two overlapping moves of a power-of-two
+/// size (no call, no size dispatch), larger ones via libc. Always inlined: as an outlined
+/// call, or through libc's 64-byte vector moves, the copies of a 64 B message ran the ring
+/// at about half the speed (docs/performance.md).
+[[gnu::always_inline]] inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  auto two_moves = [&]<std::size_t kChunk>() {
+    struct Chunk { unsigned char b[kChunk]; };
     Chunk a;
     Chunk b;
-    __builtin_memcpy(&a, src, sizeof(Chunk));
-    __builtin_memcpy(&b, src + n - sizeof(Chunk), sizeof(Chunk));
-    __builtin_memcpy(dst, &a, sizeof(Chunk));
-    __builtin_memcpy(dst + n - sizeof(Chunk), &b, sizeof(Chunk));
+    __builtin_memcpy(&a, src, kChunk);
+    __builtin_memcpy(&b, src + n - kChunk, kChunk);
+    __builtin_memcpy(dst, &a, kChunk);
+    __builtin_memcpy(dst + n - kChunk, &b, kChunk);
   };
-  if (n > 32) {
+  if (n > 128) {
     std::memcpy(dst, src, n);
+  } else if (n > 64) {
+    two_moves.template operator()<64>();
+  } else if (n > 32) {
+    two_moves.template operator()<32>();
   } else if (n > 16) {
-    two_moves(B16{});
+    two_moves.template operator()<16>();
   } else if (n >= 8) {
-    two_moves(B8{});
+    two_moves.template operator()<8>();
   } else {
     for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
@@ -180,6 +184,9 @@ class SpscByteRing {
     }
 
    private:
+    // try_reserve's general case: padding, early wrap, large records, index refreshes.
+    [[nodiscard]] Status reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept;
+
     SpscByteRing& ring_;
     std::uint64_t tail_;    // where the next record goes (includes unpublished records)
     std::uint64_t pushed_;  // records committed (includes unpublished records)
@@ -228,21 +235,43 @@ class SpscByteRing {
     bool peeked_ = false;
   };
 
-  /// Copies one message in and publishes it. Producer thread only; wait-free.
+  /// Copies one message in and publishes it. Producer thread only; wait-free. The common
+  /// case runs inline without a Writer (the cursor object cost a 64 B message ~4 ns).
   [[nodiscard]] Status try_push(std::span<const std::byte> payload) noexcept {
+    const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
+    const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
+    const std::size_t n = payload.size();
+    const std::uint64_t need = record_bytes(n);
+    if (fits_fast(tail, pushed, n, need)) [[likely]] {
+      copy_bytes(data_ + (tail & mask_) + kRecordHeaderBytes, payload.data(), n);
+      seal_record(tail, tail + need, static_cast<std::uint32_t>(n));
+      publish_tail(tail + need, pushed + 1);
+      return Status::kOk;
+    }
     Writer w(*this);
     std::span<std::byte> out;
-    const Status s = w.try_reserve(payload.size(), out);
+    const Status s = w.try_reserve(n, out);
     if (s != Status::kOk) return s;
-    copy_bytes(out.data(), payload.data(), payload.size());
-    w.commit(payload.size());
+    copy_bytes(out.data(), payload.data(), n);
+    w.commit(n);
     return Status::kOk;
   }
 
   /// Copies the oldest message into `dst` and consumes it; `n` gets its size. kTooLarge
   /// (nothing consumed, `n` set) when dst is smaller. Consumer thread only; wait-free.
   [[nodiscard]] Status try_pop(std::span<std::byte> dst, std::size_t& n) noexcept {
-    Reader r(*this);
+    const std::uint64_t head = atomic_load(header_->head, std::memory_order_relaxed);
+    // SYNC POINT record-publish (acquire), as in Reader::try_peek.
+    const RecordWord word = atomic_load(word_at(head), std::memory_order_acquire);
+    std::uint64_t len = 0;
+    if (is_data_record(head, word, len)) [[likely]] {  // the Reader's work inline
+      n = static_cast<std::uint32_t>(word);
+      if (n > dst.size()) return Status::kTooLarge;
+      copy_bytes(dst.data(), data_ + (head & mask_) + kRecordHeaderBytes, n);
+      publish_head(head + len, atomic_load(header_->popped, std::memory_order_relaxed) + 1);
+      return Status::kOk;
+    }
+    Reader r(*this);  // padding, empty or corrupted
     std::span<const std::byte> in;
     const Status s = r.try_peek(in);
     if (s != Status::kOk) return s;
@@ -285,6 +314,37 @@ class SpscByteRing {
     return *reinterpret_cast<RecordWord*>(data_ + (index & mask_));
   }
 
+  /// The common case of a reservation: the record ends inside the hot window (so it needs
+  /// no padding and no early wrap), is not large, and the cached indices show room.
+  [[nodiscard]] bool fits_fast(std::uint64_t tail, std::uint64_t pushed, std::size_t n,
+                               std::uint64_t need) const noexcept {
+    return n <= max_payload_ && (tail & mask_) + need < hot_window_ && need < kLargeRecordBytes &&
+           tail + need - cached_head_ <= data_bytes_ && pushed - cached_popped_ < max_records_;
+  }
+  /// Publishes the data record of `used` bytes at `at`, whose successor goes at `next`.
+  void seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept;
+  /// True when `word`, read at `head`, is a well-formed data record; `len` its length.
+  [[nodiscard]] bool is_data_record(std::uint64_t head, RecordWord word, std::uint64_t& len) const noexcept {
+    const auto low = static_cast<std::uint32_t>(word);
+    len = record_bytes(low & ~kPaddingFlag);
+    return static_cast<std::uint32_t>(word >> 32) == record_stamp(head) && (low & kPaddingFlag) == 0 &&
+           low <= max_payload_ && (head & mask_) + len <= data_bytes_;
+  }
+  void publish_tail(std::uint64_t tail, std::uint64_t pushed) noexcept {
+    // Relaxed: `pushed` is a count for sizing and stats; records publish themselves.
+    atomic_store(header_->pushed, pushed, std::memory_order_relaxed);
+    // SYNC POINT tail-publish (release): pairs with the acquire in Reader::verify_empty and
+    // attach(); every record below `tail` has its word stored (corruption check).
+    atomic_store(header_->tail, tail, std::memory_order_release);
+  }
+  void publish_head(std::uint64_t head, std::uint64_t popped) noexcept {
+    // Relaxed: `popped` guards no memory (see Writer::try_reserve).
+    atomic_store(header_->popped, popped, std::memory_order_relaxed);
+    // SYNC POINT ring-reclaim (release): pairs with Writer::try_reserve's acquire of head;
+    // all reads of the released records happen before the producer may overwrite them.
+    atomic_store(header_->head, head, std::memory_order_release);
+  }
+
   // Read-mostly view state, shared by both sides.
   RingHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
@@ -305,40 +365,13 @@ class SpscByteRing {
 
 inline Status SpscByteRing::Writer::try_reserve(std::size_t n, std::span<std::byte>& out) noexcept {
   SpscByteRing& r = ring_;
-  if (n > r.max_payload_) return Status::kTooLarge;
   const std::uint64_t need = record_bytes(n);
-  const std::uint64_t offset = tail_ & r.mask_;
-  const std::uint64_t contiguous = r.data_bytes_ - offset;
-  std::uint64_t pad = need > contiguous ? contiguous : 0;
-  const bool crosses_window = offset < r.hot_window_ && offset + need > r.hot_window_;
-  if (pad == 0 && offset != 0 && (crosses_window || need >= kLargeRecordBytes)) {
-    // Crossing the hot window's end, or any large record: wrap early if the consumer has
-    // taken enough that the padding costs no room we need (at most one head refresh).
-    // Small records past the window (a backlog pushed them there) run on to the real end;
-    // large ones go back to the start whenever it is free, so that a stream of 1 MiB
-    // messages cycles through a few warm megabytes instead of the whole cold buffer.
-    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
-      r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
-    }
-    if (tail_ + contiguous + need - r.cached_head_ <= r.data_bytes_) pad = contiguous;
-  }
-  const std::uint64_t total = pad + need;
-  if (tail_ + total - r.cached_head_ > r.data_bytes_) {
-    // SYNC POINT ring-reclaim (acquire): pairs with Reader::publish's release of head, so
-    // the consumer has finished reading the bytes we are about to overwrite.
-    r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);
-    if (tail_ + total - r.cached_head_ > r.data_bytes_) return Status::kFull;
-  }
-  if (pushed_ - r.cached_popped_ >= r.max_records_) {
-    // Relaxed: the record count guards no memory; the bytes are guarded by head above.
-    r.cached_popped_ = atomic_load(r.header_->popped, std::memory_order_relaxed);
-    if (pushed_ - r.cached_popped_ >= r.max_records_) return Status::kFull;
-  }
+  if (!r.fits_fast(tail_, pushed_, n, need)) return reserve_slow(n, out);
   reserved_at_ = tail_;
-  reserved_pad_ = pad;
+  reserved_pad_ = 0;
   reserved_size_ = n;
   open_ = true;
-  out = std::span<std::byte>(r.data_ + ((tail_ + pad) & r.mask_) + kRecordHeaderBytes, n);
+  out = std::span<std::byte>(r.data_ + (tail_ & r.mask_) + kRecordHeaderBytes, n);
   return Status::kOk;
 }
 
@@ -348,25 +381,9 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
   if (used > reserved_size_) used = reserved_size_;
   const std::uint64_t at = reserved_at_ + reserved_pad_;
   const std::uint64_t next = at + record_bytes(used);
-  // Record boundaries move from lap to lap, so the slot where the next header will go may
-  // hold old payload bytes that happen to look like the valid word for that index. The
-  // consumer reads that slot right after this record, so such a word is zeroed first. Only
-  // then: a caught-up consumer polls this very slot, and an unconditional store would
-  // move its line once more per message. The slot is free space (only we write it), so
-  // the check cannot race. When it is not free the ring is exactly full and the slot holds
-  // the header of the record at `cached_head_`, one lap back: its stamp cannot match.
-  if (next - r.cached_head_ < r.data_bytes_) {
-    RecordWord& slot = r.word_at(next);
-    if (static_cast<std::uint32_t>(atomic_load(slot, std::memory_order_relaxed) >> 32) ==
-        record_stamp(next)) {
-      atomic_store(slot, RecordWord{0}, std::memory_order_relaxed);
-    }
-  }
-  // SYNC POINT record-publish (release): pairs with Reader::try_peek's acquire of the
-  // word; the payload and the zeroed next slot are visible once the stamp is. The data
-  // word goes before the padding word, so a consumer that skips the padding finds it.
-  atomic_store(r.word_at(at), record_word(at, static_cast<std::uint32_t>(used)),
-               std::memory_order_release);
+  // The data word goes before the padding word, so a consumer that skips the padding
+  // finds it.
+  r.seal_record(at, next, static_cast<std::uint32_t>(used));
   if (reserved_pad_ != 0) {
     const auto skip = static_cast<std::uint32_t>(reserved_pad_ - kRecordHeaderBytes);
     atomic_store(r.word_at(reserved_at_), record_word(reserved_at_, skip | kPaddingFlag),
@@ -377,13 +394,29 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
   open_ = false;
 }
 
+inline void SpscByteRing::seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept {
+  // Record boundaries move from lap to lap, so the slot where the next header will go may
+  // hold old payload bytes that happen to look like the valid word for that index. The
+  // consumer reads that slot right after this record, so such a word is zeroed first. Only
+  // then: a caught-up consumer polls this very slot, and an unconditional store would
+  // move its line once more per message. The slot is free space (only we write it), so
+  // the check cannot race. When it is not free the ring is exactly full and the slot holds
+  // the header of the record at `cached_head_`, one lap back: its stamp cannot match.
+  if (next - cached_head_ < data_bytes_) {
+    RecordWord& slot = word_at(next);
+    if (static_cast<std::uint32_t>(atomic_load(slot, std::memory_order_relaxed) >> 32) ==
+        record_stamp(next)) {
+      atomic_store(slot, RecordWord{0}, std::memory_order_relaxed);
+    }
+  }
+  // SYNC POINT record-publish (release): pairs with Reader::try_peek's acquire of the
+  // word; the payload and the zeroed next slot are visible once the stamp is.
+  atomic_store(word_at(at), record_word(at, used), std::memory_order_release);
+}
+
 inline void SpscByteRing::Writer::publish() noexcept {
   if (tail_ == published_tail_) return;
-  // Relaxed: `pushed` is a count for sizing and stats; records publish themselves.
-  atomic_store(ring_.header_->pushed, pushed_, std::memory_order_relaxed);
-  // SYNC POINT tail-publish (release): pairs with the acquire in Reader::verify_empty and
-  // attach(); every record below `tail` has its word stored (corruption check).
-  atomic_store(ring_.header_->tail, tail_, std::memory_order_release);
+  ring_.publish_tail(tail_, pushed_);
   published_tail_ = tail_;
 }
 
@@ -405,8 +438,8 @@ inline Status SpscByteRing::Reader::try_peek(std::span<const std::byte>& out) no
       head += kRecordHeaderBytes + size;
       continue;
     }
-    const std::uint64_t len = record_bytes(size);
-    if (size > r.max_payload_ || offset + len > r.data_bytes_) return Status::kCorrupted;
+    std::uint64_t len = 0;
+    if (!r.is_data_record(head, word, len)) return Status::kCorrupted;
     out = std::span<const std::byte>(r.data_ + offset + kRecordHeaderBytes, size);
     next_head_ = head + len;
     peeked_ = true;
@@ -437,11 +470,7 @@ inline void SpscByteRing::Reader::release() noexcept {
 
 inline void SpscByteRing::Reader::publish() noexcept {
   if (head_ == published_head_) return;
-  // Relaxed: `popped` guards no memory (see Writer::try_reserve).
-  atomic_store(ring_.header_->popped, popped_, std::memory_order_relaxed);
-  // SYNC POINT ring-reclaim (release): pairs with Writer::try_reserve's acquire of head;
-  // all reads of the released records happen before the producer may overwrite them.
-  atomic_store(ring_.header_->head, head_, std::memory_order_release);
+  ring_.publish_head(head_, popped_);
   published_head_ = head_;
 }
 

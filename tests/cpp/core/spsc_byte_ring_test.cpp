@@ -325,6 +325,27 @@ TEST(SpscByteRingTest, HotWindowKeepsSmallTrafficAtTheFrontOfALargeBuffer) {
   EXPECT_LT(max_offset, SpscByteRing::kHotWindowBytes);
 }
 
+TEST(SpscByteRingTest, RecordsEndingExactlyAtTheHotWindowStillWrapEarly) {
+  // 64-byte records (56 payload + 8) tile the window exactly, so one of them ends right at
+  // its edge; the next must still go back to the front, not run on into cold memory.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 20);
+  std::uint64_t max_offset = 0;
+  for (std::uint64_t i = 0; i < 3 * kBytes / 64; ++i) {
+    SpscByteRing::Writer w(r.ring);
+    std::span<std::byte> out;
+    ASSERT_EQ(w.try_reserve(56, out), Status::kOk);
+    max_offset = std::max(max_offset, static_cast<std::uint64_t>(out.data() - r.bytes().data()));
+    test::fill_pattern(out, i);
+    w.commit(56);
+    w.publish();
+    Status s;
+    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+    ASSERT_EQ(s, Status::kOk);
+  }
+  EXPECT_LT(max_offset, SpscByteRing::kHotWindowBytes);
+}
+
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
