@@ -10,6 +10,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import statistics
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ ITEMS = int(os.environ.get("XCHAN_DEMO_ITEMS", 400))
 WORK = 60_000        # loop iterations of pure-Python work per item
 WORKERS = os.cpu_count() or 2
 FACTORIAL_N = 50_000
+FACTORIAL_ROUNDS = 5
 STOP = None
 
 
@@ -45,15 +47,6 @@ def mp_pipe_worker(conn):
 def queue_worker(jobs, results):
     while (item := jobs.get()) is not STOP:
         results.put((item, cpu_work(item)))
-
-
-def factorial_into(out):
-    math.factorial(FACTORIAL_N)
-    out.send(True)
-
-
-def factorial_mp(_):
-    math.factorial(FACTORIAL_N)
 
 
 # ---- the pipelines -----------------------------------------------------------------------
@@ -164,7 +157,7 @@ def start_thread(jobs, results):
 
 # ---- factorial benchmark -------------------------------------------------------------------
 
-def factorial_all():
+def factorial_once():
     results = {}
     t0 = time.perf_counter()
     for _ in range(WORKERS):
@@ -179,9 +172,12 @@ def factorial_all():
         t.join()
     results["threads"] = time.perf_counter() - t0
 
+    # Each worker runs math.factorial itself, as the processes do: one that ran a function of
+    # this script would first re-run the script (its imports) in the new interpreter, as
+    # multiprocessing's spawn start method does, while fork inherits it for free.
     ctx = mp.get_context("fork")
     t0 = time.perf_counter()
-    procs = [ctx.Process(target=factorial_mp, args=(None,)) for _ in range(WORKERS)]
+    procs = [ctx.Process(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)]
     for p in procs:
         p.start()
     for p in procs:
@@ -189,14 +185,17 @@ def factorial_all():
     results["multiprocessing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    out_tx, out_rx = xchan.channel()
-    workers = [xchan.spawn(factorial_into, out_tx) for _ in range(WORKERS)]
-    out_tx.close()
-    assert len(list(out_rx)) == WORKERS
+    workers = [xchan.spawn(math.factorial, FACTORIAL_N) for _ in range(WORKERS)]
     for w in workers:
         w.join()
     results["xchan interpreters"] = time.perf_counter() - t0
     return results
+
+
+def factorial_all(rounds=FACTORIAL_ROUNDS):
+    """Median of `rounds` runs of each variant, interleaved (this machine's speed drifts)."""
+    runs = [factorial_once() for _ in range(rounds)]
+    return {name: statistics.median(r[name] for r in runs) for name in runs[0]}
 
 
 def main():
@@ -220,7 +219,7 @@ def main():
         print("  checksums differ!", {n: c for n, _, c in results})
         return 1
 
-    print(f"\nfactorial({FACTORIAL_N:,}) x {WORKERS} (Victor Stinner's benchmark)")
+    print(f"\nfactorial({FACTORIAL_N:,}) x {WORKERS} (Victor Stinner's benchmark, median of {FACTORIAL_ROUNDS} rounds)")
     fact = factorial_all()
     seq = fact["sequential"]
     for name, seconds in fact.items():

@@ -179,9 +179,31 @@ Py_ssize_t Encoded::instance_size(PyObject* obj, int depth) {
   return n < 0 ? n : total + n;
 }
 
+bool load_pickle(ModuleState* st) {
+  if (st->pickle_dumps != nullptr) return true;
+  PyObject* pickle = PyImport_ImportModule("pickle");
+  if (pickle == nullptr) return false;
+  PyObject* dumps = PyObject_GetAttrString(pickle, "dumps");
+  PyObject* loads = dumps ? PyObject_GetAttrString(pickle, "loads") : nullptr;
+  Py_DECREF(pickle);
+  if (loads == nullptr) {
+    Py_XDECREF(dumps);
+    return false;
+  }
+  if (st->pickle_dumps == nullptr) {  // the import ran Python code: another call may have won
+    st->pickle_dumps = dumps;
+    st->pickle_loads = loads;
+  } else {
+    Py_DECREF(dumps);
+    Py_DECREF(loads);
+  }
+  return true;
+}
+
 bool Encoded::prepare_pickle(ModuleState* st, PyObject* obj) {
   pickled_ = true;
   ran_python_ = true;
+  if (!load_pickle(st)) return false;
   pickle_buffers_ = PyList_New(0);
   if (pickle_buffers_ == nullptr) return false;
   PyObject* protocol = PyLong_FromLong(5);
@@ -448,7 +470,7 @@ class Reader {
                                              static_cast<Py_ssize_t>(n), PyBUF_READ);
     p_ += n;
     PyObject* result = nullptr;
-    if (data != nullptr) {
+    if (data != nullptr && load_pickle(st_)) {
       PyObject* kwnames = Py_BuildValue("(s)", "buffers");
       if (kwnames != nullptr) {
         PyObject* argv[] = {data, buffers};

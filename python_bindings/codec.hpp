@@ -86,6 +86,10 @@ class Encoded {
   PyObject* pickle_buffers_ = nullptr; // owned: list of PickleBuffer (pickled_ only)
 };
 
+/// Imports pickle into the module state if not done yet (runs Python code). Returns false
+/// with an exception set if that fails.
+[[nodiscard]] bool load_pickle(ModuleState* st);
+
 /// Decodes a whole message. Returns a new reference, or nullptr with an exception set
 /// (xchan.ChannelError for malformed data, or whatever unpickling raised).
 PyObject* decode(ModuleState* st, const std::byte* data, std::size_t n);

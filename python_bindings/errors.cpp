@@ -2,6 +2,31 @@
 #include "errors.hpp"
 
 namespace xchan::py {
+namespace {
+
+void set_channel_full(ModuleState* st, const char* message) {
+  PyObject* type = channel_full_type(st);  // or an ImportError already set
+  if (type != nullptr) PyErr_SetString(type, message);
+}
+
+}  // namespace
+
+PyObject* channel_full_type(ModuleState* st) {
+  if (st->channel_full != nullptr) return st->channel_full;
+  PyObject* queue = PyImport_ImportModule("queue");
+  PyObject* full = queue ? PyObject_GetAttrString(queue, "Full") : nullptr;
+  Py_XDECREF(queue);
+  PyObject* bases = full ? PyTuple_Pack(2, st->channel_error, full) : nullptr;
+  Py_XDECREF(full);
+  if (bases == nullptr) return nullptr;
+  // The import ran Python code, which may have made the class meanwhile.
+  if (st->channel_full == nullptr) {
+    st->channel_full = PyErr_NewExceptionWithDoc("xchan.ChannelFull",
+                                                 "No room in the channel in time (also a queue.Full).", bases, nullptr);
+  }
+  Py_DECREF(bases);
+  return st->channel_full;
+}
 
 PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message) {
   switch (s) {
@@ -9,14 +34,14 @@ PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message)
       PyErr_SetString(PyExc_SystemError, "xchan: raise_status(kOk)");
       break;
     case Status::kFull:
-      PyErr_SetString(st->channel_full, "channel is full");
+      set_channel_full(st, "channel is full");
       break;
     case Status::kEmpty:
       PyErr_SetString(st->channel_empty, "channel is empty");
       break;
     case Status::kTimeout:
       if (op == Op::kSend) {
-        PyErr_SetString(st->channel_full, "timed out waiting for room in the channel");
+        set_channel_full(st, "timed out waiting for room in the channel");
       } else {
         PyErr_SetString(st->channel_empty, "timed out waiting for a message");
       }

@@ -12,6 +12,10 @@ namespace xchan::py {
 /// Which operation failed, so that kTimeout/kFull/kEmpty map to the right exception.
 enum class Op { kSend, kRecv, kOther };
 
+/// xchan.ChannelFull (borrowed), made on first use because its base queue.Full costs an
+/// import of queue; nullptr with an exception set if that import fails. Runs Python code.
+PyObject* channel_full_type(ModuleState* st);
+
 /// Sets the Python exception for `s` (never kOk) and returns nullptr.
 PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message = 0);
 

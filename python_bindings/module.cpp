@@ -24,23 +24,23 @@ PyObject* new_exception(PyObject* module, const char* name, const char* doc, PyO
   return exc;
 }
 
+// ChannelEmpty's second base is queue.Empty, which CPython defines in the small C module
+// _queue; ChannelFull's is queue.Full, defined by queue.py, whose import (with threading
+// and collections) costs a new interpreter about 3.5 ms. So ChannelFull is made on first
+// use: when raised, or looked up through the module's __getattr__.
 int add_exceptions(PyObject* module, ModuleState* st) {
-  PyObject* queue = PyImport_ImportModule("queue");
-  if (queue == nullptr) return -1;
-  PyObject* empty = PyObject_GetAttrString(queue, "Empty");
-  PyObject* full = PyObject_GetAttrString(queue, "Full");
-  Py_DECREF(queue);
+  PyObject* queue_c = PyImport_ImportModule("_queue");
+  if (queue_c == nullptr) return -1;
+  PyObject* empty = PyObject_GetAttrString(queue_c, "Empty");
+  Py_DECREF(queue_c);
   int rc = -1;
-  if (empty && full &&
+  if (empty &&
       (st->channel_error = new_exception(module, "xchan.ChannelError", "Base class of xchan's errors.",
                                          PyExc_Exception))) {
     PyObject* b_empty = PyTuple_Pack(2, st->channel_error, empty);
-    PyObject* b_full = PyTuple_Pack(2, st->channel_error, full);
-    if (b_empty && b_full &&
+    if (b_empty &&
         (st->channel_empty = new_exception(module, "xchan.ChannelEmpty",
                                            "No message arrived in time (also a queue.Empty).", b_empty)) &&
-        (st->channel_full = new_exception(module, "xchan.ChannelFull",
-                                          "No room in the channel in time (also a queue.Full).", b_full)) &&
         (st->channel_closed = new_exception(module, "xchan.ChannelClosed",
                                             "The other side is gone: no sender (after draining) or no receiver.",
                                             st->channel_error)) &&
@@ -52,11 +52,18 @@ int add_exceptions(PyObject* module, ModuleState* st) {
       rc = 0;
     }
     Py_XDECREF(b_empty);
-    Py_XDECREF(b_full);
   }
   Py_XDECREF(empty);
-  Py_XDECREF(full);
   return rc;
+}
+
+// __getattr__(name): the attributes made on first use (ChannelFull).
+PyObject* f_getattr(PyObject* module, PyObject* name) {
+  if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "ChannelFull") == 0) {
+    return Py_XNewRef(channel_full_type(state_of_module(module)));
+  }
+  PyErr_Format(PyExc_AttributeError, "module 'xchan._xchan' has no attribute %R", name);
+  return nullptr;
 }
 
 bool as_positive_u64(PyObject* obj, const char* name, unsigned long long& out) {
@@ -170,6 +177,15 @@ PyObject* f_encode(PyObject* module, PyObject* obj) {
   return out;
 }
 
+PyObject* f_decode(PyObject* module, PyObject* arg) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0) return nullptr;
+  PyObject* obj = decode(state_of_module(module), static_cast<const std::byte*>(view.buf),
+                         static_cast<std::size_t>(view.len));
+  PyBuffer_Release(&view);
+  return obj;
+}
+
 PyObject* f_in_main(PyObject* module, PyObject*) {
   return PyBool_FromLong(state_of_module(module)->is_main_interpreter);
 }
@@ -185,7 +201,9 @@ PyMethodDef kFunctions[] = {
     {"_parked_ends", f_parked_ends, METH_NOARGS, "Ends pickled and not yet unpickled (for tests)."},
     {"_in_main_interpreter", f_in_main, METH_NOARGS, "True in the main interpreter."},
     {"_out_of_band_pickle", f_out_of_band, METH_NOARGS, "True if pickled buffers travel out of band here."},
-    {"_encode", f_encode, METH_O, "The message bytes an object is sent as (for tests)."},
+    {"__getattr__", f_getattr, METH_O, "Attributes made on first use (ChannelFull)."},
+    {"_encode", f_encode, METH_O, "The message bytes an object is sent as."},
+    {"_decode", f_decode, METH_O, "The object a message's bytes stand for (inverse of _encode)."},
     {nullptr, nullptr, 0, nullptr},
 };
 
@@ -196,13 +214,10 @@ int exec_module(PyObject* module) {
   if (add_exceptions(module, st) != 0 || add_end_types(module, st) != 0 || add_worker_type(module, st) != 0) {
     return -1;
   }
-  PyObject* pickle = PyImport_ImportModule("pickle");
-  if (pickle == nullptr) return -1;
-  st->pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
-  st->pickle_loads = PyObject_GetAttrString(pickle, "loads");
-  Py_DECREF(pickle);
+  // pickle is imported on first use (load_pickle): a worker whose messages are all native
+  // never pays for it (about 5 ms of start-up).
   st->attach_func = PyObject_GetAttrString(module, "_attach");
-  if (!st->pickle_dumps || !st->pickle_loads || !st->attach_func) return -1;
+  if (st->attach_func == nullptr) return -1;
   return init_class_caches(st) ? 0 : -1;
 }
 

@@ -13,7 +13,7 @@ struct EndObject;
 struct ModuleState {
   PyObject* channel_error;   // xchan.ChannelError(Exception)
   PyObject* channel_empty;   // ChannelEmpty(ChannelError, queue.Empty)
-  PyObject* channel_full;    // ChannelFull(ChannelError, queue.Full)
+  PyObject* channel_full;    // ChannelFull(ChannelError, queue.Full); made on first use
   PyObject* channel_closed;  // ChannelClosed(ChannelError)
   PyObject* peer_died;       // PeerDied(ChannelClosed)
   PyObject* worker_error;    // WorkerError(ChannelError)

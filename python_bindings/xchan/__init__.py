@@ -14,7 +14,6 @@ from ._xchan import (
     ChannelClosed,
     ChannelEmpty,
     ChannelError,
-    ChannelFull,
     PeerDied,
     Receiver,
     Sender,
@@ -23,7 +22,6 @@ from ._xchan import (
     channel,
     max_message_for,
 )
-from ._queue import Queue, QueueEmpty, QueueError, QueueFull
 from ._worker import spawn
 
 __all__ = [
@@ -31,6 +29,24 @@ __all__ = [
     "QueueEmpty", "QueueError", "QueueFull", "Receiver", "Sender", "Worker", "WorkerError",
     "channel", "max_message_for", "spawn",
 ]
+
+_LAZY = {"Queue", "QueueEmpty", "QueueError", "QueueFull"}
+
+
+def __getattr__(name):
+    # Loaded on first use, so that a worker that needs neither starts faster: the Queue
+    # facade, and ChannelFull (its base queue.Full costs an import of queue.py).
+    if name in _LAZY:
+        from . import _queue
+
+        value = getattr(_queue, name)
+    elif name == "ChannelFull":
+        value = _xchan.ChannelFull
+    else:
+        raise AttributeError(f"module 'xchan' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
 
 # At exit this interpreter's ends close (so its workers see disconnection and finish), then
 # its workers are joined, like non-daemon threads. Handlers registered after importing

@@ -1,16 +1,20 @@
 """xchan.spawn: run a function in a fresh subinterpreter with its own GIL.
 
-The parent pickles (fn, args) by reference, like multiprocessing's spawn start method: fn
-must be importable by module and qualified name, or given as source code. Functions
-defined in the parent's __main__ script work too: the worker runs that script as
-__mp_main__ (so its `if __name__ == "__main__":` block does not run again) and resolves
-__main__ to it. Channel ends in args are pickled as handles and re-attach in the worker.
+The parent sends fn by reference, like multiprocessing's spawn start method: fn must be
+importable by module and qualified name, or given as source code. Functions defined in the
+parent's __main__ script work too: the worker runs that script as __mp_main__ (so its
+`if __name__ == "__main__":` block does not run again) and resolves __main__ to it, but only
+when the call refers to __main__ at all. Channel ends in args re-attach in the worker.
+
+The call travels in xchan's own message format whenever it can (fn as module and qualified
+name, ends as handles, args as native values), so a worker imports neither pickle nor the
+parent's script unless it needs them; anything else is pickled, as multiprocessing does.
 """
-import pickle
 import sys
-import types
 
 from . import _xchan
+
+_ENDS = (_xchan.Sender, _xchan.Receiver)
 
 
 def _main_spec():
@@ -26,6 +30,51 @@ def _main_spec():
         return {"module": name}
     path = getattr(main, "__file__", None)
     return {"path": path} if path else {}
+
+
+def _lookup(module, qualname):
+    """The object named qualname in module, as pickle finds a global (None if absent)."""
+    mod = sys.modules.get(module)
+    if mod is None:
+        __import__(module)
+        mod = sys.modules[module]
+    obj = mod
+    for part in qualname.split("."):
+        if part == "<locals>":
+            return None
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _reference(fn):
+    """fn as (module, qualname) if the worker can find it again by those names, else None."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    try:
+        return (module, qualname) if _lookup(module, qualname) is fn else None
+    except Exception:  # not importable by that name: let pickle report it
+        return None
+
+
+def _encode_call(target, args):
+    """The call as a native message, or None if some part needs pickle."""
+    if target[0] == "call":
+        ref = _reference(target[1])
+        if ref is None:
+            return None
+        target = ("ref",) + ref
+    # Anything not native makes _encode pickle the whole message, which its 'p' tag shows.
+    # Top-level ends go as their handles, what pickling them would carry; a handle parks a
+    # clone of the end until the worker takes it, so the rest is checked first.
+    if any(isinstance(a, _ENDS) for a in args):
+        probe = _xchan._encode((target, tuple(None if isinstance(a, _ENDS) else a for a in args)))
+        if probe[:1] == b"p":
+            return None
+    packed = tuple(("e",) + a.__reduce__()[1] if isinstance(a, _ENDS) else ("v", a) for a in args)
+    blob = _xchan._encode((target, packed))
+    return None if blob[:1] == b"p" else blob
 
 
 def spawn(fn, *args, isolate="interpreter"):
@@ -45,8 +94,16 @@ def spawn(fn, *args, isolate="interpreter"):
         target = ("call", fn)
     else:
         raise TypeError(f"fn must be a function or source code, not {type(fn).__name__}")
-    header = pickle.dumps(_main_spec())
-    blob = pickle.dumps((target, args), protocol=5)  # fails here, in the parent, if fn is not importable
+    blob = _encode_call(target, args)
+    if blob is None:
+        import pickle
+
+        # Fails here, in the parent, if fn is not importable.
+        blob = b"P" + pickle.dumps((target, args), protocol=5)
+    # The worker re-runs the main script only for calls that refer to __main__ (a pickled
+    # or native reference names it; a false alarm just costs the re-run).
+    refers_to_main = b"__main__" in blob or b"__mp_main__" in blob
+    header = _xchan._encode(_main_spec() if refers_to_main else {})
     return _xchan._spawn([p for p in sys.path if isinstance(p, str)], header, blob)
 
 
@@ -59,16 +116,30 @@ def _install_main(spec):
         namespace = runpy.run_module(spec["module"], run_name="__mp_main__", alter_sys=False)
     else:
         return
+    import types
+
     main = types.ModuleType("__mp_main__")
     main.__dict__.update(namespace)
     sys.modules["__mp_main__"] = sys.modules["__main__"] = main
 
 
+def _decode_call(blob):
+    if blob[:1] == b"P":
+        import pickle
+
+        return pickle.loads(blob[1:])
+    target, packed = _xchan._decode(blob)
+    if target[0] == "ref":
+        target = ("call", _lookup(target[1], target[2]))
+    args = tuple(_xchan._attach(*a[1:]) if a[0] == "e" else a[1] for a in packed)
+    return target, args
+
+
 def run(header, blob):
     """Worker side (called by the native thread): returns None, or fn's traceback text."""
     try:
-        _install_main(pickle.loads(header))
-        (kind, fn), args = pickle.loads(blob)
+        _install_main(_xchan._decode(header))
+        (kind, fn), args = _decode_call(blob)
         if kind == "source":
             exec(compile(fn, "<xchan.spawn source>", "exec"), {"__name__": "__xchan_worker__", "args": args})
         else:

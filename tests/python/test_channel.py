@@ -127,6 +127,19 @@ class CodecTest(unittest.TestCase):
                 self.assertEqual(got, v)
                 self.assertIs(type(got), type(v))
 
+    def test_encode_and_decode_are_inverse_and_decode_rejects_garbage(self):
+        value = (1, "a", [b"x", {"k": 2.0, 3: None}], Point(1, 2))
+        blob = xchan._xchan._encode(value)
+        self.assertEqual(blob[:1], b"t")  # native: no pickle involved
+        self.assertEqual(xchan._xchan._decode(blob), value)
+        self.assertEqual(xchan._xchan._decode(memoryview(blob)), value)
+        for bad in (b"", b"t\xff\xff\xff\xff", b"?", blob[:-1]):
+            with self.subTest(bad=bad):
+                with self.assertRaises(xchan.ChannelError):
+                    xchan._xchan._decode(bad)
+        with self.assertRaises(TypeError):
+            xchan._xchan._decode("not bytes")
+
     def test_nan_roundtrips(self):
         got = roundtrip(float("nan"))
         self.assertNotEqual(got, got)

@@ -22,8 +22,9 @@ PICKLE_UNSAFE_HERE = sys.version_info < (3, 13) and not xchan._xchan._in_main_in
 needs_pickle = unittest.skipIf(PICKLE_UNSAFE_HERE, "CPython 3.12 subinterpreter pickling bug (see docs/python.md)")
 
 
-@needs_pickle  # spawn pickles its arguments
 class SpawnTest(unittest.TestCase):
+    # spawn sends a call natively when it can (functions by name, ends as handles, native
+    # values); tests marked needs_pickle pickle something in the interpreter running them.
     def test_many_interpreters_send_to_one_receiver_exactly_once_in_order(self):
         tx, rx = xchan.channel(capacity=64)
         n_workers, count = 4, 3000
@@ -78,11 +79,13 @@ class SpawnTest(unittest.TestCase):
         w.join()
         self.assertEqual(rx.recv(timeout=5), 45)
 
+    @needs_pickle
     def test_queue_crosses_interpreters(self):
         q = xchan.Queue()
         xchan.spawn(workers.use_queue, q, 5).join()
         self.assertEqual([q.get(timeout=5) for _ in range(5)], [("q", i) for i in range(5)])
 
+    @needs_pickle
     def test_ends_created_in_a_worker_come_back_over_a_channel(self):
         ctl_tx, ctl_rx = xchan.channel()
         w = xchan.spawn(workers.send_ends_back, ctl_tx)
@@ -93,6 +96,33 @@ class SpawnTest(unittest.TestCase):
         with self.assertRaises(xchan.ChannelClosed):
             rx.recv(timeout=5)
 
+    def test_a_native_call_needs_neither_pickle_nor_queue_in_the_worker(self):
+        tx, rx = xchan.channel()
+        xchan.spawn(workers.report_imports, tx).join()
+        (pickle_loaded, queue_loaded), full_is_queue_full = rx.recv(timeout=5)
+        self.assertFalse(pickle_loaded)
+        self.assertFalse(queue_loaded)
+        self.assertTrue(full_is_queue_full)  # ChannelFull made on first use, still a queue.Full
+
+    def test_builtin_functions_run_by_reference(self):
+        import math
+        xchan.spawn(math.factorial, 50).join()
+        with self.assertRaises(xchan.WorkerError) as cm:
+            xchan.spawn(math.factorial, -1).join()
+        self.assertIn("ValueError", cm.exception.traceback_text)
+
+    @needs_pickle
+    def test_calls_with_other_arguments_are_pickled_and_lose_no_end(self):
+        parked_before = xchan._xchan._parked_ends()
+        tx, rx = xchan.channel()
+        xchan.spawn(workers.send_back, tx, {1, 2}, range(3)).join()  # a set, a range: not native
+        self.assertEqual(rx.recv(timeout=5), ({1, 2}, range(3)))
+        self.assertEqual(xchan._xchan._parked_ends(), parked_before)  # each end parked once, and taken
+        tx.close()
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv(timeout=0)  # the worker's end is closed too: no sender is left open
+
+    @needs_pickle
     def test_spawn_rejects_what_it_cannot_run(self):
         with self.assertRaises(Exception):
             xchan.spawn(lambda: None)  # not importable by name
@@ -155,17 +185,22 @@ class ProcessLevelTest(unittest.TestCase):
             path = os.path.join(d, "main_script.py")
             with open(path, "w") as f:
                 f.write(textwrap.dedent("""
-                    import xchan
+                    import math, sys, xchan
+                    print("top level of", __name__, file=sys.stderr)
                     def work(tx):
                         tx.send("hello from __main__.work")
                     if __name__ == "__main__":
                         tx, rx = xchan.channel()
                         xchan.spawn(work, tx).join()
                         print(rx.recv(timeout=10))
+                        xchan.spawn(math.factorial, 5).join()  # refers to nothing in __main__
                 """))
             r = self.run_script("", script=path)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.strip(), "hello from __main__.work")
+        # The script ran as __main__, then as __mp_main__ in the first worker only.
+        self.assertEqual(sorted(r.stderr.split("\n")[:2]), ["top level of __main__", "top level of __mp_main__"])
+        self.assertEqual(r.stderr.count("top level of"), 2, r.stderr)
 
     def test_readme_quick_start_runs_as_written(self):
         here = os.path.dirname(os.path.abspath(__file__))

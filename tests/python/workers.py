@@ -32,3 +32,23 @@ def send_ends_back(ctl):
     ctl.send((tx, rx))
     tx.send("made in a worker")
     tx.close()
+
+
+def report_imports(out):
+    """What a worker imported to run: (pickle loaded, queue loaded), then whether the
+    ChannelFull it raises on a full channel (made on first use) is a queue.Full."""
+    import sys
+    loaded = ("pickle" in sys.modules, "queue" in sys.modules)
+    tx, rx = xchan.channel(capacity=1)
+    tx.send_nowait(1)
+    try:
+        tx.send_nowait(2)
+        full_is_queue_full = None
+    except xchan.ChannelFull as e:
+        import queue
+        full_is_queue_full = isinstance(e, queue.Full) and xchan.ChannelFull is xchan._xchan.ChannelFull
+    out.send((loaded, full_is_queue_full))
+
+
+def send_back(out, *values):
+    out.send(values)
