@@ -2,6 +2,7 @@
 #include "xchan/channel/channel.hpp"
 
 #include <bit>
+#include <mutex>
 #include <new>
 #include <thread>
 
@@ -76,6 +77,11 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   const std::span<std::byte> data = memory.bytes().subspan(kHeaderBytes, data_bytes);
   status = core::MpmcByteRing::init(header->ring, data, config.capacity);
   if (status != Status::kOk) return nullptr;
+  // A side with one end skips its lock (see MpmcByteRing). Clearing the flag needs the
+  // heavy barrier, so only with process-local fencing; across processes both sides lock.
+  const std::uint32_t exclusive = header->fencing == static_cast<std::uint32_t>(Fencing::kProcessLocal) ? 1U : 0U;
+  header->ring.producer.exclusive = exclusive;
+  header->ring.consumer.exclusive = exclusive;
   header->magic = kChannelMagic;
 
   std::shared_ptr<Channel> channel(new Channel());
@@ -103,25 +109,64 @@ Status Channel::wait_readable(Deadline deadline, std::uint32_t spin) noexcept {
 
 void Channel::add_sender() noexcept {
   // Relaxed: a new end is made from an existing one (or at creation), which already
-  // keeps the count above zero; no data is published by counting up.
-  core::atomic_fetch_add(header_->senders, 1U, std::memory_order_relaxed);
+  // keeps the count above zero; no data is published by counting up. A second end makes
+  // the side shared before the new handle can be used.
+  if (core::atomic_fetch_add(header_->senders, 1U, std::memory_order_relaxed) >= 1U) {
+    share_side(header_->ring.producer);
+  }
 }
 
 void Channel::add_receiver() noexcept {
-  core::atomic_fetch_add(header_->receivers, 1U, std::memory_order_relaxed);
+  if (core::atomic_fetch_add(header_->receivers, 1U, std::memory_order_relaxed) >= 1U) {
+    share_side(header_->ring.consumer);
+  }
 }
 
 void Channel::remove_sender() noexcept {
   // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
   // sees the count reach 0 sees every message published before it.
-  if (core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel) == 1U) {
+  const std::uint32_t before = core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel);
+  if (before == 1U) {
     not_empty().notify_all();
+  } else if (before == 2U) {
+    exclusive_again(header_->ring.producer, header_->senders);
   }
 }
 
 void Channel::remove_receiver() noexcept {
-  if (core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel) == 1U) {
+  const std::uint32_t before = core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel);
+  if (before == 1U) {
     not_full().notify_all();
+  } else if (before == 2U) {
+    exclusive_again(header_->ring.consumer, header_->receivers);
+  }
+}
+
+void Channel::share_side(core::RingSide& side) noexcept {
+  if (fencing_ != Fencing::kProcessLocal) return;  // such a side is never exclusive
+  core::SpinLock lock(side.lock);
+  const std::lock_guard<core::SpinLock> guard(lock);
+  if (core::atomic_load(side.exclusive, std::memory_order_relaxed) == 0U) return;
+  core::atomic_store(side.exclusive, 0U, std::memory_order_relaxed);
+  // SYNC POINT side-handshake: the heavy half (SideGuard has the light one). After it,
+  // the side's user either saw `exclusive` cleared or shows `busy`.
+  platform::heavy_barrier();
+  for (std::uint32_t i = 0; core::atomic_load(side.busy, std::memory_order_acquire) != 0U; ++i) {
+    if (i % kSpinsPerYield == kSpinsPerYield - 1) std::this_thread::yield();
+    else core::cpu_relax();
+  }
+}
+
+void Channel::exclusive_again(core::RingSide& side, const std::uint32_t& ends) noexcept {
+  if (fencing_ != Fencing::kProcessLocal) return;
+  // Under the side's lock, so that this and share_side() take turns: an end added after
+  // the check below makes the side shared again (and waits out its fast user).
+  core::SpinLock lock(side.lock);
+  const std::lock_guard<core::SpinLock> guard(lock);
+  // Release: pairs with SideGuard's acquire of `exclusive`; the locked holders' writes
+  // happen before the lock-free user's.
+  if (core::atomic_load(ends, std::memory_order_acquire) == 1U) {
+    core::atomic_store(side.exclusive, 1U, std::memory_order_release);
   }
 }
 
@@ -139,6 +184,8 @@ ChannelStats Channel::stats() const noexcept {
   s.receivers = receivers();
   s.parked_senders = not_full().waiters();
   s.parked_receivers = not_empty().waiters();
+  s.lock_free_send = core::atomic_load(header_->ring.producer.exclusive, std::memory_order_relaxed) != 0U;
+  s.lock_free_recv = core::atomic_load(header_->ring.consumer.exclusive, std::memory_order_relaxed) != 0U;
   return s;
 }
 

@@ -50,6 +50,8 @@ struct ChannelStats {
   std::uint32_t receivers;        // open Receiver handles
   std::uint32_t parked_senders;   // senders parked (or about to park) for room
   std::uint32_t parked_receivers; // receivers parked (or about to park) for messages
+  bool lock_free_send;            // the senders' side runs without its lock (one sender)
+  bool lock_free_recv;            // the receivers' side likewise (one receiver)
 };
 
 /// Shared state of one channel; the record buffer follows at `data_offset`.
@@ -71,7 +73,7 @@ static_assert(std::is_standard_layout_v<ChannelHeader>);
 static_assert(std::is_trivially_copyable_v<ChannelHeader>);
 
 inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
-inline constexpr std::uint32_t kChannelVersion = 2;
+inline constexpr std::uint32_t kChannelVersion = 3;
 
 /// Largest payload a channel created with `max_bytes` accepts.
 [[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;
@@ -150,6 +152,8 @@ class Channel {
   /// Drops one end; the last sender (receiver) wakes every parked receiver (sender).
   void remove_sender() noexcept;
   void remove_receiver() noexcept;
+  // A side with one open end runs without its lock (MpmcByteRing's `exclusive`): a second
+  // end makes it shared first, dropping back to one end makes it exclusive again.
 
   [[nodiscard]] std::uint32_t senders() const noexcept {
     // Acquire: pairs with remove_sender's release so a receiver that sees 0 senders also
@@ -172,6 +176,8 @@ class Channel {
   core::MemoryBlock memory_;
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
   [[nodiscard]] EventCount not_full() const noexcept { return EventCount(header_->not_full, fencing_); }
+  void share_side(core::RingSide& side) noexcept;
+  void exclusive_again(core::RingSide& side, const std::uint32_t& ends) noexcept;
 
   ChannelHeader* header_ = nullptr;
   Fencing fencing_ = Fencing::kSymmetric;  // copy of header_->fencing
@@ -184,13 +190,9 @@ class Channel {
 template <class Fill>
 Status Channel::try_send_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
   if (receivers() == 0) return Status::kClosed;
-  {
-    core::MpmcByteRing::Writer writer(ring_);
-    std::span<std::byte> out;
-    const Status s = writer.try_reserve(n, out);
-    if (s != Status::kOk) return s;
-    writer.commit(fill(out));
-  }  // published, then the producer lock is released
+  // Published, then the producer side is let go.
+  const Status s = ring_.try_push_with(n, std::forward<Fill>(fill));
+  if (s != Status::kOk) return s;
   not_empty().notify(1);
   return Status::kOk;
 }

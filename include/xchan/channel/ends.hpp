@@ -3,8 +3,9 @@
 // drops one. Disconnection follows Go/crossbeam: with every Sender gone, receivers drain
 // what is queued and then get kClosed; with every Receiver gone, send gets kClosed.
 //
-// A handle is not itself thread-safe to mutate (close, assign) concurrently with use;
-// different handles of one channel may be used from any threads at once.
+// A handle is used by one thread at a time; different handles of one channel may be used
+// from any threads at once, so clone a handle for each thread. (While a side has a single
+// handle, its calls take no lock: see MpmcByteRing.)
 #pragma once
 
 #include <memory>

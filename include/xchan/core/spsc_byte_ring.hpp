@@ -235,25 +235,34 @@ class SpscByteRing {
     bool peeked_ = false;
   };
 
-  /// Copies one message in and publishes it. Producer thread only; wait-free. The common
-  /// case runs inline without a Writer (the cursor object cost a 64 B message ~4 ns).
+  /// Copies one message in and publishes it. Producer thread only; wait-free.
   [[nodiscard]] Status try_push(std::span<const std::byte> payload) noexcept {
+    return try_push_with(payload.size(), [payload](std::span<std::byte> out) noexcept {
+      copy_bytes(out.data(), payload.data(), payload.size());
+      return payload.size();
+    });
+  }
+
+  /// Reserves `n` bytes, lets fill(std::span<std::byte>) -> size_t write the message in
+  /// place (returning the bytes used, <= n) and publishes it: a one-record Writer batch.
+  /// The common case runs inline without a Writer (the cursor object cost a 64 B message
+  /// about 4 ns). Producer thread only; wait-free.
+  template <class Fill>
+  [[nodiscard]] Status try_push_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
     const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
     const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
-    const std::size_t n = payload.size();
-    const std::uint64_t need = record_bytes(n);
-    if (fits_fast(tail, pushed, n, need)) [[likely]] {
-      copy_bytes(data_ + (tail & mask_) + kRecordHeaderBytes, payload.data(), n);
-      seal_record(tail, tail + need, static_cast<std::uint32_t>(n));
-      publish_tail(tail + need, pushed + 1);
+    if (fits_fast(tail, pushed, n, record_bytes(n))) [[likely]] {
+      std::size_t used = fill(std::span<std::byte>(data_ + (tail & mask_) + kRecordHeaderBytes, n));
+      if (used > n) used = n;
+      seal_record(tail, tail + record_bytes(used), static_cast<std::uint32_t>(used));
+      publish_tail(tail + record_bytes(used), pushed + 1);
       return Status::kOk;
     }
     Writer w(*this);
     std::span<std::byte> out;
     const Status s = w.try_reserve(n, out);
     if (s != Status::kOk) return s;
-    copy_bytes(out.data(), payload.data(), n);
-    w.commit(n);
+    w.commit(fill(out));
     return Status::kOk;
   }
 

@@ -241,6 +241,33 @@ TEST(ChannelTest, ClonesCountAsEnds) {
   EXPECT_TRUE(p.tx.is_closed());
 }
 
+TEST(ChannelTest, ASideWithOneEndRunsWithoutItsLock) {
+  Pair p(small(8));
+  ASSERT_EQ(p.status, Status::kOk);
+  auto stats = [&] { return p.tx.channel()->stats(); };
+  if (!platform::process_barrier_available()) GTEST_SKIP() << "no membarrier here: both sides lock";
+  EXPECT_TRUE(stats().lock_free_send);
+  EXPECT_TRUE(stats().lock_free_recv);
+  {
+    Sender second(p.tx);
+    EXPECT_FALSE(stats().lock_free_send);
+    EXPECT_TRUE(stats().lock_free_recv);
+    ASSERT_EQ(second.try_send(pattern(8, 1)), Status::kOk);
+    ASSERT_EQ(p.tx.try_send(pattern(8, 2)), Status::kOk);
+  }
+  EXPECT_TRUE(stats().lock_free_send);  // one sender again
+  {
+    Receiver second(p.rx);
+    EXPECT_FALSE(stats().lock_free_recv);
+  }
+  EXPECT_TRUE(stats().lock_free_recv);
+  std::vector<std::byte> out;
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 1));
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 2));
+}
+
 TEST(ChannelTest, SendManyPublishesABatchInOrder) {
   Pair p(small(64, 1 << 16));
   std::vector<std::vector<std::byte>> msgs;

@@ -134,5 +134,100 @@ INSTANTIATE_TEST_SUITE_P(
         Params{3, 3, 4, 8192, 0, 10'000, false},            // MPMC, always parking
         Params{3, 3, 64, 1 << 14, 64, 20'000, true}));      // MPMC batches
 
+// A side with one end runs without its lock. Here a second sender and a second receiver
+// keep opening and closing (each flipping its side to locked and back) while the first
+// pair moves messages lock-free; nothing may be lost, duplicated or reordered.
+TEST(ChannelSideTest, EndsOpeningAndClosingDuringLockFreeTrafficLoseNothing) {
+  ChannelConfig config;
+  config.capacity = 1024;  // rarely full: the senders spend their time in critical sections
+  config.max_bytes = 1 << 22;
+  config.spin_iterations = 64;
+  Sender tx;
+  Receiver rx;
+  ASSERT_EQ(make_channel(config, tx, rx), Status::kOk);
+  const std::shared_ptr<Channel> ch = tx.channel();
+  constexpr std::uint32_t kMain = 40'000;
+  constexpr std::uint32_t kRounds = 2'000;
+  constexpr std::uint32_t kPerRound = 4;
+  // Long critical sections (a 4 KiB copy each) and cheap checks widen the window a broken
+  // hand-over would need: a new sender writing while the lock-free one is still inside.
+  // Each message carries (producer, seq) at both ends, so overwritten or torn records show.
+  constexpr std::size_t kSize = 4096;
+  auto stamp = [](std::vector<std::byte>& msg, std::uint32_t producer, std::uint32_t seq) {
+    std::memcpy(msg.data(), &producer, 4);
+    std::memcpy(msg.data() + 4, &seq, 4);
+    std::memcpy(msg.data() + kSize - 8, msg.data(), 8);
+  };
+  const auto deadline = [] { return Deadline::after(std::chrono::seconds(30)); };
+  std::atomic<std::uint64_t> bad{0};
+  std::thread producer([&] {  // the first sender: lock-free while it is the only one
+    std::vector<std::byte> msg(kSize, std::byte{0x5a});
+    for (std::uint32_t i = 0; i < kMain; ++i) {
+      stamp(msg, 0, i);
+      if (tx.send(msg, deadline()) != Status::kOk) ++bad;
+    }
+    tx.close();
+  });
+  std::thread visitor([&] {  // senders that come and go, opened from the channel itself
+    std::vector<std::byte> msg(kSize, std::byte{0xa5});
+    for (std::uint32_t r = 0; r < kRounds; ++r) {
+      Sender extra(ch);
+      for (std::uint32_t i = 0; i < kPerRound; ++i) {
+        stamp(msg, 1, r * kPerRound + i);
+        if (extra.send(msg, deadline()) != Status::kOk) ++bad;
+      }
+    }  // each closes: the producer's side may go back to lock-free
+  });
+  std::atomic<bool> stop_peeking{false};
+  std::thread peeker([&] {  // receivers that come and go; they take nothing
+    while (!stop_peeking.load()) {
+      Receiver extra(ch);
+      std::this_thread::yield();
+    }
+  });
+
+  std::vector<std::int64_t> last(2, -1);
+  std::uint64_t received = 0;
+  auto check = [&](std::span<const std::byte> in) {
+    std::uint32_t p = 0;
+    std::uint32_t seq = 0;
+    if (in.size() != kSize || std::memcmp(in.data(), in.data() + kSize - 8, 8) != 0) {
+      ++bad;
+      return;
+    }
+    std::memcpy(&p, in.data(), 4);
+    std::memcpy(&seq, in.data() + 4, 4);
+    const auto fill = p == 0 ? std::byte{0x5a} : std::byte{0xa5};
+    if (p > 1 || static_cast<std::int64_t>(seq) != last[p] + 1 || in[8] != fill || in[kSize / 2] != fill ||
+        in[kSize - 9] != fill) {
+      ++bad;
+      return;
+    }
+    last[p] = seq;
+    ++received;
+  };
+  // By count, not until kClosed: between two visitors after the producer is done, no
+  // sender may be open for a moment.
+  while (received < std::uint64_t{kMain} + kRounds * kPerRound && bad.load() == 0) {
+    const Status s = rx.recv_with(check, deadline());
+    if (s == Status::kClosed) {
+      std::this_thread::yield();
+    } else if (s != Status::kOk) {
+      ADD_FAILURE() << "recv returned " << to_string(s);
+      break;
+    }
+  }
+  // On a failure, closing the last receiver makes the senders' waits end at once.
+  stop_peeking = true;
+  peeker.join();
+  rx.close();
+  producer.join();
+  visitor.join();
+  EXPECT_EQ(bad.load(), 0U);
+  EXPECT_EQ(received, std::uint64_t{kMain} + kRounds * kPerRound);
+  EXPECT_EQ(last[0], kMain - 1);
+  EXPECT_EQ(last[1], kRounds * kPerRound - 1);
+}
+
 }  // namespace
 }  // namespace xchan
