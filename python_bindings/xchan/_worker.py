@@ -130,7 +130,10 @@ def _decode_call(blob):
         return pickle.loads(blob[1:])
     target, packed = _xchan._decode(blob)
     if target[0] == "ref":
-        target = ("call", _lookup(target[1], target[2]))
+        fn = _lookup(target[1], target[2])
+        if fn is None:
+            raise AttributeError(f"xchan worker: no {target[2]!r} in module {target[1]!r} here")
+        target = ("call", fn)
     args = tuple(_xchan._attach(*a[1:]) if a[0] == "e" else a[1] for a in packed)
     return target, args
 

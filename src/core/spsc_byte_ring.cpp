@@ -82,15 +82,16 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   const std::uint64_t offset = tail_ & r.mask_;
   const std::uint64_t contiguous = r.data_bytes_ - offset;
   std::uint64_t pad = need > contiguous ? contiguous : 0;
-  // A record that would start at the window's very end counts as crossing it too.
-  const bool crosses_window =
-      offset < r.hot_window_ ? offset + need > r.hot_window_ : offset == r.hot_window_;
-  if (pad == 0 && offset != 0 && (crosses_window || need >= kLargeRecordBytes)) {
-    // Crossing the hot window's end, or any large record: wrap early if the consumer has
-    // taken enough that the padding costs no room we need (at most one head refresh).
-    // Small records past the window (a backlog pushed them there) run on to the real end;
-    // large ones go back to the start whenever it is free, so that a stream of 1 MiB
-    // messages cycles through a few warm megabytes instead of the whole cold buffer.
+  // Reaching a window-sized boundary (the record would cross one, or start right at one).
+  const std::uint64_t in_window = offset & (r.hot_window_ - 1);
+  const bool at_boundary = in_window == 0 || in_window + need > r.hot_window_;
+  if (pad == 0 && offset != 0 && (at_boundary || need >= kLargeRecordBytes)) {
+    // At a window boundary, or any large record: wrap early if the consumer has taken
+    // enough that the padding costs no room we need (at most one head refresh). Small
+    // records that a backlog pushed past the first window try again at each boundary, so
+    // they come back once it drained; large ones go back to the start whenever it is
+    // free, so that a stream of 1 MiB messages cycles through a few warm megabytes
+    // instead of the whole cold buffer.
     if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
       r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
     }

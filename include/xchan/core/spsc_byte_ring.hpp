@@ -20,11 +20,14 @@
 //    one line: 3-10x slower here, see docs/performance.md). A stale word from an earlier
 //    lap, or zeroed memory, carries another stamp and reads as "not yet written".
 //    `tail` is still published, for sizing, statistics and corruption checks.
-//  - Hot window: when the producer passes the first kHotWindowBytes of a larger buffer and
-//    the consumer has caught up, it wraps early (with a padding record) instead of walking
-//    the whole buffer. Small-message traffic then stays in a cache-sized, already-faulted
-//    region, while backlogs and large messages still get the full buffer. A large record
-//    (>= kLargeRecordBytes) also goes back to offset 0 whenever the room there is free.
+//  - Hot window: when the producer reaches the end of the first kHotWindowBytes of a larger
+//    buffer and the consumer has caught up, it wraps early (with a padding record) instead
+//    of walking the whole buffer. Small-message traffic then stays in a cache-sized,
+//    already-faulted region. A backlog may push the producer past the window; it tries
+//    again at every later window-sized boundary, so traffic returns to the front once the
+//    consumer catches up, instead of touching every page of a 64 MiB buffer each lap. A
+//    large record (>= kLargeRecordBytes) also goes back to offset 0 whenever that room is
+//    free.
 //  - Indices are byte counts since creation (never wrap in practice: 2^64 bytes); the
 //    offset in the buffer is index & (data_bytes - 1).
 #pragma once
@@ -323,11 +326,14 @@ class SpscByteRing {
     return *reinterpret_cast<RecordWord*>(data_ + (index & mask_));
   }
 
-  /// The common case of a reservation: the record ends inside the hot window (so it needs
-  /// no padding and no early wrap), is not large, and the cached indices show room.
+  /// The common case of a reservation: the record ends before the next window boundary
+  /// (so it needs no padding and no early wrap), is not large, and the cached indices show
+  /// room.
   [[nodiscard]] bool fits_fast(std::uint64_t tail, std::uint64_t pushed, std::size_t n,
                                std::uint64_t need) const noexcept {
-    return n <= max_payload_ && (tail & mask_) + need < hot_window_ && need < kLargeRecordBytes &&
+    // Not starting at a window-sized boundary and not crossing one (it may end at one),
+    // so never across the buffer's end either (the buffer is a whole number of windows).
+    return n <= max_payload_ && ((tail - 1) & (hot_window_ - 1)) + need < hot_window_ && need < kLargeRecordBytes &&
            tail + need - cached_head_ <= data_bytes_ && pushed - cached_popped_ < max_records_;
   }
   /// Publishes the data record of `used` bytes at `at`, whose successor goes at `next`.

@@ -360,6 +360,41 @@ TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
   }
 }
 
+TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
+  constexpr std::size_t kWindow = SpscByteRing::kHotWindowBytes;
+  constexpr std::size_t kBytes = 16 * kWindow;
+  OwnedRing r(kBytes, 1 << 20);
+  // A backlog of two windows' worth pushes the producer past the first window.
+  std::uint64_t pushed = 0;
+  while (r.ring.bytes_approx() < 2 * SpscByteRing::kHotWindowBytes) {
+    ASSERT_EQ(r.ring.try_push(pattern(64, pushed)), Status::kOk);
+    ++pushed;
+  }
+  // Then steady traffic with the consumer caught up, for less than one lap: within about a
+  // window the producer is back at the front, and stays there (it does not walk the other
+  // 13 windows first).
+  std::uint64_t popped = 0;
+  std::uint64_t late_max_offset = 0;
+  for (std::uint64_t i = 0; i < kBytes / 2 / 72; ++i) {
+    Status s;
+    while (popped < pushed) {
+      ASSERT_TRUE(matches_pattern(pop(r.ring, s), popped));
+      ASSERT_EQ(s, Status::kOk);
+      ++popped;
+    }
+    SpscByteRing::Writer w(r.ring);
+    std::span<std::byte> out;
+    ASSERT_EQ(w.try_reserve(64, out), Status::kOk);
+    test::fill_pattern(out, pushed++);
+    w.commit(64);
+    w.publish();
+    if (i > 2 * kWindow / 72) {
+      late_max_offset = std::max(late_max_offset, static_cast<std::uint64_t>(out.data() - r.bytes().data()));
+    }
+  }
+  EXPECT_LT(late_max_offset, kWindow);
+}
+
 TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontWheneverItIsFree) {
   // A stream of large records with a backlog of one (push, then pop the older one) stays
   // in the first two record slots of a much larger buffer, and arrives intact.
