@@ -30,11 +30,12 @@ demo: build
 	$(PY) examples/pipeline_demo.py
 
 # Python-level comparisons (JSON + table in docs/performance-python.md), then every C++
-# benchmark case, median of 5 repetitions, JSON under bench/results/.
+# benchmark case, median of 5 repetitions interleaved in random order (this machine's speed drifts
+# within a run), JSON under bench/results/.
 bench: build
 	mkdir -p bench/results
 	$(PY) bench/python/compare.py --json bench/results/python.json --markdown docs/performance-python.md
-	$(BUILD)/bench/cpp/xchan_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+	$(BUILD)/bench/cpp/xchan_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true \
 	  --benchmark_min_time=0.2 --benchmark_out=bench/results/cpp.json --benchmark_out_format=json
 
 # Installs the package into the chosen interpreter's site-packages (PY=/path/to/python3.X).
