@@ -25,6 +25,31 @@ std::vector<std::byte> pop(SpscByteRing& ring, Status& s) {
   return out;
 }
 
+/// Writes one message of `size` pattern bytes (seed `seq`) through a Writer and publishes
+/// it; returns the payload's offset in the buffer.
+std::uint64_t push_at(OwnedRing& r, std::size_t size, std::uint64_t seq) {
+  SpscByteRing::Writer w(r.ring);
+  std::span<std::byte> out;
+  EXPECT_EQ(w.try_reserve(size, out), Status::kOk);
+  test::fill_pattern(out, seq);
+  w.commit(size);
+  w.publish();
+  return static_cast<std::uint64_t>(out.data() - r.bytes().data());
+}
+
+/// Streams `count` messages of `size` bytes, each taken (and checked) right after it is
+/// sent; returns the largest payload offset the producer used.
+std::uint64_t stream_max_offset(OwnedRing& r, std::size_t size, std::uint64_t count) {
+  std::uint64_t max_offset = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    max_offset = std::max(max_offset, push_at(r, size, i));
+    Status s;
+    EXPECT_TRUE(matches_pattern(pop(r.ring, s), i));
+    EXPECT_EQ(s, Status::kOk);
+  }
+  return max_offset;
+}
+
 TEST(SpscByteRingTest, InitRejectsBadGeometry) {
   RingHeader h{};
   std::vector<std::uint64_t> buf(64);
@@ -309,20 +334,7 @@ TEST(SpscByteRingTest, AttachRejectsCorruptedHeader) {
 TEST(SpscByteRingTest, HotWindowKeepsSmallTrafficAtTheFrontOfALargeBuffer) {
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  std::uint64_t max_offset = 0;
-  for (std::uint64_t i = 0; i < 3 * kBytes / 72; ++i) {
-    SpscByteRing::Writer w(r.ring);
-    std::span<std::byte> out;
-    ASSERT_EQ(w.try_reserve(64, out), Status::kOk);
-    const auto offset = static_cast<std::uint64_t>(out.data() - r.bytes().data());
-    max_offset = std::max(max_offset, offset);
-    w.commit(64);
-    w.publish();
-    Status s;
-    pop(r.ring, s);
-    ASSERT_EQ(s, Status::kOk);
-  }
-  EXPECT_LT(max_offset, SpscByteRing::kHotWindowBytes);
+  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), SpscByteRing::kHotWindowBytes);
 }
 
 TEST(SpscByteRingTest, RecordsEndingExactlyAtTheHotWindowStillWrapEarly) {
@@ -330,20 +342,7 @@ TEST(SpscByteRingTest, RecordsEndingExactlyAtTheHotWindowStillWrapEarly) {
   // its edge; the next must still go back to the front, not run on into cold memory.
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  std::uint64_t max_offset = 0;
-  for (std::uint64_t i = 0; i < 3 * kBytes / 64; ++i) {
-    SpscByteRing::Writer w(r.ring);
-    std::span<std::byte> out;
-    ASSERT_EQ(w.try_reserve(56, out), Status::kOk);
-    max_offset = std::max(max_offset, static_cast<std::uint64_t>(out.data() - r.bytes().data()));
-    test::fill_pattern(out, i);
-    w.commit(56);
-    w.publish();
-    Status s;
-    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
-    ASSERT_EQ(s, Status::kOk);
-  }
-  EXPECT_LT(max_offset, SpscByteRing::kHotWindowBytes);
+  EXPECT_LT(stream_max_offset(r, 56, 3 * kBytes / 64), SpscByteRing::kHotWindowBytes);
 }
 
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
@@ -382,15 +381,8 @@ TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
       ASSERT_EQ(s, Status::kOk);
       ++popped;
     }
-    SpscByteRing::Writer w(r.ring);
-    std::span<std::byte> out;
-    ASSERT_EQ(w.try_reserve(64, out), Status::kOk);
-    test::fill_pattern(out, pushed++);
-    w.commit(64);
-    w.publish();
-    if (i > 2 * kWindow / 72) {
-      late_max_offset = std::max(late_max_offset, static_cast<std::uint64_t>(out.data() - r.bytes().data()));
-    }
+    const std::uint64_t offset = push_at(r, 64, pushed++);
+    if (i > 2 * kWindow / 72) late_max_offset = std::max(late_max_offset, offset);
   }
   EXPECT_LT(late_max_offset, kWindow);
 }
