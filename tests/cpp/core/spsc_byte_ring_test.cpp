@@ -18,11 +18,13 @@ using test::OwnedRing;
 using test::pattern;
 
 std::vector<std::byte> pop(SpscByteRing& ring, Status& s) {
-  std::vector<std::byte> out(ring.max_payload() + 1);
+  // try_pop into a reused buffer big enough for any message (zeroing a fresh one of up
+  // to megabytes per call made the streaming tests slow, under TSan most of all).
+  static thread_local std::vector<std::byte> buffer;
+  if (buffer.size() < ring.max_payload() + 1) buffer.resize(ring.max_payload() + 1);
   std::size_t n = 0;
-  s = ring.try_pop(out, n);
-  out.resize(s == Status::kOk ? n : 0);
-  return out;
+  s = ring.try_pop(buffer, n);
+  return {buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(s == Status::kOk ? n : 0)};
 }
 
 /// Writes one message of `size` pattern bytes (seed `seq`) through a Writer and publishes
