@@ -230,22 +230,35 @@ PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_l
     if (w != Status::kOk) return raise_status(st, w, Op::kRecv);
   }
   if (!as_list) return finish(st, taken[0]);
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(taken.size()));
-  PyObject* error_type = nullptr;
+  // Every taken message is consumed, so a message that fails to decode must not take the
+  // good ones of its batch with it: they go with the first error, as its `received`.
+  // A malformed flat value left its error pending when it was taken, and it is the batch's
+  // last message: hold that error while the others decode.
+  PyObject* pending = PyErr_GetRaisedException();
+  PyObject* list = PyList_New(0);
+  PyObject* error = list == nullptr ? PyErr_GetRaisedException() : nullptr;
   for (std::size_t i = 0; i < taken.size(); ++i) {
-    PyObject* v = finish(st, taken[i]);
-    if (v == nullptr) {
-      // Keep decoding the rest (they are consumed); report the first failure.
-      if (error_type == nullptr) error_type = PyErr_GetRaisedException();
-      else PyErr_Clear();
-      v = Py_NewRef(Py_None);
+    if (taken[i].value == nullptr && pending != nullptr) {
+      PyErr_SetRaisedException(pending);
+      pending = nullptr;
     }
-    if (list) PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
-    else Py_DECREF(v);
+    PyObject* v = finish(st, taken[i]);
+    const bool kept = v != nullptr && list != nullptr && PyList_Append(list, v) == 0;
+    Py_XDECREF(v);
+    if (!kept && PyErr_Occurred()) {  // first failure wins; decoding goes on (all consumed)
+      if (error == nullptr) error = PyErr_GetRaisedException();
+      else PyErr_Clear();
+    }
   }
-  if (error_type != nullptr) {
-    Py_XDECREF(list);
-    PyErr_SetRaisedException(error_type);
+  Py_XDECREF(pending);
+  if (list == nullptr) {
+    PyErr_SetRaisedException(error);
+    return nullptr;
+  }
+  if (error != nullptr) {
+    if (PyObject_SetAttrString(error, "received", list) != 0) PyErr_Clear();
+    Py_DECREF(list);
+    PyErr_SetRaisedException(error);
     return nullptr;
   }
   return list;
@@ -519,7 +532,8 @@ auto kReceiverMethods = with_common_methods<3>({{
     {"recv", XCHAN_FASTCALL_KW(m_recv), "recv(timeout=None): the next message, waiting for one."},
     {"recv_nowait", m_recv_nowait, METH_NOARGS, "recv_nowait(): the next message or ChannelEmpty."},
     {"recv_many", XCHAN_FASTCALL_KW(m_recv_many),
-     "recv_many(max_items=1024, timeout=None) -> list: waits for one, returns all ready."},
+     "recv_many(max_items=1024, timeout=None) -> list: waits for one, returns all ready. If one cannot be "
+     "decoded, its error is raised with the batch's other messages as its `received` attribute."},
 }});
 
 PyGetSetDef kEndGetSet[] = {

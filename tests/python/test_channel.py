@@ -101,6 +101,17 @@ def _close_on_arrival():
     return "arrived"
 
 
+def _break_on_arrival(message):
+    raise ValueError(message)
+
+
+class BreaksOnArrival:
+    """Pickles fine; unpickling it raises ValueError (in the receiving interpreter)."""
+
+    def __reduce__(self):
+        return (_break_on_arrival, ("arrived broken",))
+
+
 class ClosesOnPickling:
     def __init__(self, end):
         self.end = end
@@ -259,6 +270,22 @@ class CodecTest(unittest.TestCase):
         tx.send("still fine")
         self.assertEqual(rx.recv_nowait(), "still fine")
         self.assertEqual(rx.qsize(), 0)
+
+
+    @needs_pickle
+    def test_a_message_that_cannot_be_decoded_costs_its_batch_nothing_else(self):
+        tx, rx = xchan.channel()
+        tx.send_many([1, BreaksOnArrival(), "three", BreaksOnArrival(), 5])
+        with self.assertRaises(ValueError) as cm:
+            rx.recv_many(10)
+        self.assertEqual(str(cm.exception), "arrived broken")  # the first failure
+        self.assertEqual(cm.exception.received, [1, "three", 5])  # the rest, in order
+        self.assertEqual(rx.qsize(), 0)
+        tx.send(BreaksOnArrival())
+        with self.assertRaises(ValueError):
+            rx.recv(timeout=1)  # consumed and reported, as a single receive
+        tx.send("after")
+        self.assertEqual(rx.recv_nowait(), "after")
 
 
 class ChannelApiTest(unittest.TestCase):
