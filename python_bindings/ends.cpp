@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <memory>
 #include <new>
 #include <vector>
@@ -12,12 +11,11 @@
 #include "arguments.hpp"
 #include "codec.hpp"
 #include "errors.hpp"
+#include "waiting.hpp"
 #include "xchan/channel/registry.hpp"
 
 namespace xchan::py {
 namespace {
-
-using std::chrono::milliseconds;
 
 // ---- argument helpers ------------------------------------------------------------------
 
@@ -567,22 +565,9 @@ PyType_Spec kReceiverSpec = {"xchan.Receiver", sizeof(EndObject), 0, kEndFlags, 
 }  // namespace
 
 Status wait_for(ModuleState* st, Channel& ch, bool writable, std::size_t n, Deadline deadline) {
-  for (;;) {
-    // Signal handlers run only in the main interpreter; there, wake up regularly in case
-    // the signal was delivered to another thread and did not interrupt our futex wait.
-    const Deadline slice = st->is_main_interpreter ? deadline.min(Deadline::after(milliseconds(100))) : deadline;
-    Status w;
-    Py_BEGIN_ALLOW_THREADS
-    w = writable ? ch.wait_writable(n, slice, ch.spin_iterations()) : ch.wait_readable(slice, ch.spin_iterations());
-    Py_END_ALLOW_THREADS
-    if (w == Status::kOk || w == Status::kTooLarge) return w;
-    if (w == Status::kInterrupted || w == Status::kTimeout) {
-      if (PyErr_CheckSignals() < 0) return Status::kInterrupted;
-      if (w == Status::kTimeout && deadline.expired()) return Status::kTimeout;
-      continue;
-    }
-    return w;
-  }
+  return wait_without_gil(st, deadline, [&](Deadline slice) {
+    return writable ? ch.wait_writable(n, slice, ch.spin_iterations()) : ch.wait_readable(slice, ch.spin_iterations());
+  });
 }
 
 int add_end_types(PyObject* module, ModuleState* st) {

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -19,6 +18,7 @@
 #include "arguments.hpp"
 #include "ends.hpp"
 #include "errors.hpp"
+#include "waiting.hpp"
 
 namespace xchan::py {
 namespace {
@@ -128,18 +128,16 @@ WorkerList* workers_of(ModuleState* st) { return static_cast<WorkerList*>(st->wo
 /// Waits until the worker finished or `deadline`; releases the GIL; wakes for signals in
 /// the main interpreter. Returns 1 done, 0 timed out, -1 with a Python exception set.
 int wait_done(ModuleState* st, WorkerState& ws, Deadline deadline) {
-  for (;;) {
-    bool done = false;
-    Py_BEGIN_ALLOW_THREADS
+  const Status s = wait_without_gil(st, deadline, [&ws](Deadline slice) {
     std::unique_lock<std::mutex> lock(ws.mutex);
-    const auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
-    const auto until = deadline.is_never() || deadline.time_point() > slice ? slice : deadline.time_point();
-    done = ws.cv.wait_until(lock, until, [&] { return ws.done; });
-    Py_END_ALLOW_THREADS
-    if (done) return 1;
-    if (st->is_main_interpreter && PyErr_CheckSignals() < 0) return -1;
-    if (deadline.expired()) return 0;
-  }
+    auto done = [&ws] { return ws.done; };
+    if (slice.is_never()) {
+      ws.cv.wait(lock, done);
+      return Status::kOk;
+    }
+    return ws.cv.wait_until(lock, slice.time_point(), done) ? Status::kOk : Status::kTimeout;
+  });
+  return s == Status::kOk ? 1 : s == Status::kTimeout ? 0 : -1;
 }
 
 void join_thread(WorkerState& ws) {
