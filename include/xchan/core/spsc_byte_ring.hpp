@@ -88,14 +88,30 @@ inline constexpr std::uint32_t kRingVersion = 3;
 /// call, or through libc's 64-byte vector moves, the copies of a 64 B message ran the ring
 /// at about half the speed (docs/performance.md).
 [[gnu::always_inline]] inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  // Chunks are loaded into 16-byte vector registers (a struct of kChunk bytes made GCC
+  // bounce them through the stack), all loads before any store: the two ranges overlap.
+  using V16 = unsigned char __attribute__((vector_size(16)));
   auto two_moves = [&]<std::size_t kChunk>() {
-    struct Chunk { unsigned char b[kChunk]; };
-    Chunk a;
-    Chunk b;
-    __builtin_memcpy(&a, src, kChunk);
-    __builtin_memcpy(&b, src + n - kChunk, kChunk);
-    __builtin_memcpy(dst, &a, kChunk);
-    __builtin_memcpy(dst + n - kChunk, &b, kChunk);
+    constexpr std::size_t kParts = kChunk >= 16 ? kChunk / 16 : 1;
+    if constexpr (kChunk >= 16) {
+      V16 a[kParts];
+      V16 b[kParts];
+      for (std::size_t i = 0; i < kParts; ++i) {
+        __builtin_memcpy(&a[i], src + 16 * i, 16);
+        __builtin_memcpy(&b[i], src + n - kChunk + 16 * i, 16);
+      }
+      for (std::size_t i = 0; i < kParts; ++i) {
+        __builtin_memcpy(dst + 16 * i, &a[i], 16);
+        __builtin_memcpy(dst + n - kChunk + 16 * i, &b[i], 16);
+      }
+    } else {
+      std::uint64_t a = 0;
+      std::uint64_t b = 0;
+      __builtin_memcpy(&a, src, kChunk);
+      __builtin_memcpy(&b, src + n - kChunk, kChunk);
+      __builtin_memcpy(dst, &a, kChunk);
+      __builtin_memcpy(dst + n - kChunk, &b, kChunk);
+    }
   };
   if (n > 128) {
     std::memcpy(dst, src, n);
