@@ -58,6 +58,25 @@ def _reference(fn):
         return None
 
 
+_SCALARS = (bytes, str, int, float, bool, type(None))
+
+
+def _plain(obj, depth=0):
+    """True for values that arrive exactly as pickle would deliver them: scalars and
+    tuples/lists/dicts of them. (The message codec delivers other buffers as bytes and
+    instances without pickle's memo; spawn keeps pickle's semantics for those.)"""
+    t = type(obj)
+    if t in _SCALARS:
+        return True
+    if depth > 16:
+        return False
+    if t is tuple or t is list:
+        return all(_plain(x, depth + 1) for x in obj)
+    if t is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in obj.items())
+    return False
+
+
 def _encode_call(target, args):
     """The call as a native message, or None if some part needs pickle."""
     if target[0] == "call":
@@ -65,16 +84,12 @@ def _encode_call(target, args):
         if ref is None:
             return None
         target = ("ref",) + ref
-    # Anything not native makes _encode pickle the whole message, which its 'p' tag shows.
-    # Top-level ends go as their handles, what pickling them would carry; a handle parks a
-    # clone of the end until the worker takes it, so the rest is checked first.
-    if any(isinstance(a, _ENDS) for a in args):
-        probe = _xchan._encode((target, tuple(None if isinstance(a, _ENDS) else a for a in args)))
-        if probe[:1] == b"p":
-            return None
+    # Top-level ends go as their handles, what pickling them would carry. A handle parks a
+    # clone of the end until the worker takes it, so everything else is checked first.
+    if not all(isinstance(a, _ENDS) or _plain(a) for a in args):
+        return None
     packed = tuple(("e",) + a.__reduce__()[1] if isinstance(a, _ENDS) else ("v", a) for a in args)
-    blob = _xchan._encode((target, packed))
-    return None if blob[:1] == b"p" else blob
+    return _xchan._encode((target, packed))
 
 
 def spawn(fn, *args, isolate="interpreter"):

@@ -115,8 +115,12 @@ class SpawnTest(unittest.TestCase):
     def test_calls_with_other_arguments_are_pickled_and_lose_no_end(self):
         parked_before = xchan._xchan._parked_ends()
         tx, rx = xchan.channel()
-        xchan.spawn(workers.send_back, tx, {1, 2}, range(3)).join()  # a set, a range: not native
+        # A set and a range are not native; a bytearray would arrive as bytes natively, so it
+        # goes through pickle too and keeps its type, as with multiprocessing.
+        xchan.spawn(workers.send_back, tx, {1, 2}, range(3)).join()
         self.assertEqual(rx.recv(timeout=5), ({1, 2}, range(3)))
+        xchan.spawn(workers.send_type_back, tx, [bytearray(b"ab")]).join()
+        self.assertEqual(rx.recv(timeout=5), "list of bytearray")
         self.assertEqual(xchan._xchan._parked_ends(), parked_before)  # each end parked once, and taken
         tx.close()
         with self.assertRaises(xchan.ChannelClosed):

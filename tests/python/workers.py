@@ -52,3 +52,7 @@ def report_imports(out):
 
 def send_back(out, *values):
     out.send(values)
+
+
+def send_type_back(out, value):
+    out.send(f"{type(value).__name__} of {type(value[0]).__name__}")
