@@ -79,7 +79,7 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   if (status != Status::kOk) return nullptr;
   // A side with one end skips its lock (see MpmcByteRing). Clearing the flag needs the
   // heavy barrier, so only with process-local fencing; across processes both sides lock.
-  const std::uint32_t exclusive = header->fencing == static_cast<std::uint32_t>(Fencing::kProcessLocal) ? 1U : 0U;
+  const std::uint32_t exclusive = is_process_local(static_cast<Fencing>(header->fencing)) ? 1U : 0U;
   header->ring.producer.exclusive = exclusive;
   header->ring.consumer.exclusive = exclusive;
   header->magic = kChannelMagic;
@@ -143,7 +143,7 @@ void Channel::remove_receiver() noexcept {
 }
 
 void Channel::share_side(core::RingSide& side) noexcept {
-  if (fencing_ != Fencing::kProcessLocal) return;  // such a side is never exclusive
+  if (!is_process_local(fencing_)) return;  // such a side is never exclusive
   core::SpinLock lock(side.lock);
   const std::lock_guard<core::SpinLock> guard(lock);
   if (core::atomic_load(side.exclusive, std::memory_order_relaxed) == 0U) return;
@@ -158,7 +158,7 @@ void Channel::share_side(core::RingSide& side) noexcept {
 }
 
 void Channel::exclusive_again(core::RingSide& side, const std::uint32_t& ends) noexcept {
-  if (fencing_ != Fencing::kProcessLocal) return;
+  if (!is_process_local(fencing_)) return;
   // Under the side's lock, so that this and share_side() take turns: an end added after
   // the check below makes the side shared again (and waits out its fast user).
   core::SpinLock lock(side.lock);

@@ -73,7 +73,7 @@ static_assert(std::is_standard_layout_v<ChannelHeader>);
 static_assert(std::is_trivially_copyable_v<ChannelHeader>);
 
 inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
-inline constexpr std::uint32_t kChannelVersion = 3;
+inline constexpr std::uint32_t kChannelVersion = 4;
 
 /// Largest payload a channel created with `max_bytes` accepts.
 [[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;

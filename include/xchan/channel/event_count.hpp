@@ -23,6 +23,24 @@
 //    and sees W, or N's store of C came before it and W's re-check sees it. The fast path
 //    (nobody parked) then costs N no locked instruction; each park costs W a syscall.
 //    Only for threads of one process.
+//  - Fencing::kAdaptive (what channels use in one process): kProcessLocal while notifies
+//    find nobody parked, kSymmetric while threads keep parking. A membarrier interrupts
+//    every CPU running one of our threads; when the peer of a ping-pong is running, that
+//    costs the parking thread ~10 us in a VM, more than the futex round trip itself. So
+//    the first park also switches the word to symmetric notifies (`mode`: light ->
+//    switching -> symmetric, by CAS, with that park's heavy barrier in between), and
+//    later parks that see `symmetric` skip the barrier. Notifiers use the RMW unless the
+//    mode is light, and after kQuietNotifies notifies in a row found nobody waiting they
+//    switch it back to light (CAS). Why no wake-up is lost across a switch:
+//     * W sees `symmetric`: the switcher set `switching`, ran a heavy barrier, then set
+//       `symmetric`. A light notifier read `light` before the barrier's point on its CPU,
+//       so its store of C (earlier) was visible by then, before W's re-check.
+//     * N sees `light` after a switch back, W saw `symmetric`: W's locked RMW on
+//       `waiters` preceded its read of the mode, which preceded the switch back becoming
+//       visible, which preceded N's read of the mode and (loads stay in order) N's read
+//       of `waiters`: N sees W.
+//     * W sees anything but `symmetric`: W runs the heavy barrier, the kProcessLocal
+//       argument; a notifier that reads a non-light mode uses the RMW, the kSymmetric one.
 // No standalone fences (which ThreadSanitizer cannot model). The key must be read before
 // W re-checks C: reading it again inside wait() would be the classic lost wake-up
 // (tests/cpp/channel).
@@ -42,6 +60,8 @@ namespace xchan {
 struct EventCountWord {
   std::uint32_t epoch;    // futex word
   std::uint32_t waiters;  // threads preparing to park or parked
+  std::uint32_t mode;     // kAdaptive only: kLight, kSwitching or kSymmetricNow
+  std::uint32_t quiet;    // kAdaptive only: symmetric notifies in a row that found nobody
 };
 static_assert(std::is_standard_layout_v<EventCountWord>);
 static_assert(std::is_trivially_copyable_v<EventCountWord>);
@@ -51,12 +71,16 @@ static_assert(std::is_trivially_copyable_v<EventCountWord>);
 enum class Fencing : std::uint8_t {
   kSymmetric,     // locked RMW on both sides; any processes
   kProcessLocal,  // membarrier(2) when parking, nothing when notifying; one process
+  kAdaptive,      // kProcessLocal, or kSymmetric while threads keep parking; one process
 };
 
-/// Fencing::kProcessLocal if this process can use it, else kSymmetric.
+/// Fencing::kAdaptive if this process can use membarrier(2), else kSymmetric.
 [[nodiscard]] inline Fencing best_process_local_fencing() noexcept {
-  return platform::process_barrier_available() ? Fencing::kProcessLocal : Fencing::kSymmetric;
+  return platform::process_barrier_available() ? Fencing::kAdaptive : Fencing::kSymmetric;
 }
+
+/// True for the fencings that need membarrier(2) (usable by threads of one process only).
+[[nodiscard]] constexpr bool is_process_local(Fencing f) noexcept { return f != Fencing::kSymmetric; }
 
 /// A view over an EventCountWord. Every member may be called from any thread.
 class EventCount {
@@ -70,10 +94,20 @@ class EventCount {
   /// then re-check its condition and call either cancel_wait() or wait(key, ...).
   [[nodiscard]] Key prepare_wait() noexcept {
     // SYNC POINT eventcount-register (seq_cst RMW): pairs with notify()'s RMW on the same
-    // word, or (kProcessLocal) the heavy barrier below pairs with notify()'s light one
-    // (see Protocol above).
+    // word, or (kProcessLocal, kAdaptive unless symmetric now) the heavy barrier below
+    // pairs with notify()'s light one (see Protocol above).
     core::atomic_fetch_add(word_->waiters, 1U, std::memory_order_seq_cst);
-    if (fencing_ == Fencing::kProcessLocal) platform::heavy_barrier();
+    if (fencing_ == Fencing::kProcessLocal) {
+      platform::heavy_barrier();
+    } else if (fencing_ == Fencing::kAdaptive) {
+      const std::uint32_t mode = core::atomic_load(word_->mode, std::memory_order_seq_cst);
+      if (mode != kSymmetricNow) {
+        std::uint32_t expected = kLight;
+        const bool switching = mode == kLight && core::atomic_compare_exchange(word_->mode, expected, kSwitching, std::memory_order_seq_cst);
+        platform::heavy_barrier();
+        if (switching) core::atomic_store(word_->mode, kSymmetricNow, std::memory_order_seq_cst);
+      }
+    }
     return core::atomic_load(word_->epoch, std::memory_order_acquire);
   }
 
@@ -95,11 +129,14 @@ class EventCount {
     // prepare_wait()'s heavy barrier supplies that order. The line stays in the
     // notifier's cache while nobody waits.
     std::uint32_t waiting = 0;
-    if (fencing_ == Fencing::kProcessLocal) {
+    const std::uint32_t mode =
+        fencing_ == Fencing::kAdaptive ? core::atomic_load(word_->mode, std::memory_order_acquire) : kLight;
+    if (fencing_ == Fencing::kProcessLocal || (fencing_ == Fencing::kAdaptive && mode == kLight)) {
       platform::light_barrier();
       waiting = core::atomic_load(word_->waiters, std::memory_order_relaxed);
     } else {
       waiting = core::atomic_fetch_add(word_->waiters, 0U, std::memory_order_seq_cst);
+      if (mode == kSymmetricNow) count_quiet(waiting);
     }
     if (waiting != 0U) wake(count);
   }
@@ -111,9 +148,39 @@ class EventCount {
   }
 
   static constexpr int kAll = 0x7fffffff;
+  /// kAdaptive: symmetric notifies in a row that find nobody waiting before notifies go
+  /// back to the light protocol.
+  static constexpr std::uint32_t kQuietNotifies = 256;
+  /// kAdaptive: whether notifies currently use the RMW (for tests and statistics).
+  [[nodiscard]] bool notifies_fence() const noexcept {
+    return fencing_ == Fencing::kSymmetric ||
+           (fencing_ == Fencing::kAdaptive && core::atomic_load(word_->mode, std::memory_order_relaxed) != kLight);
+  }
 
  private:
+  static constexpr std::uint32_t kLight = 0;
+  static constexpr std::uint32_t kSwitching = 1;
+  static constexpr std::uint32_t kSymmetricNow = 2;
+
   void wake(int count) noexcept;
+  /// kAdaptive, symmetric: counts notifies that found nobody; switches back to light.
+  void count_quiet(std::uint32_t waiting) noexcept {
+    // Relaxed: a heuristic; concurrent notifiers may lose counts, which only delays it.
+    if (waiting != 0U) {
+      if (core::atomic_load(word_->quiet, std::memory_order_relaxed) != 0U) {
+        core::atomic_store(word_->quiet, 0U, std::memory_order_relaxed);
+      }
+      return;
+    }
+    const std::uint32_t quiet = core::atomic_load(word_->quiet, std::memory_order_relaxed) + 1;
+    if (quiet < kQuietNotifies) {
+      core::atomic_store(word_->quiet, quiet, std::memory_order_relaxed);
+      return;
+    }
+    core::atomic_store(word_->quiet, 0U, std::memory_order_relaxed);
+    std::uint32_t expected = kSymmetricNow;
+    (void)core::atomic_compare_exchange(word_->mode, expected, kLight, std::memory_order_seq_cst);
+  }
 
   EventCountWord* word_;
   Fencing fencing_;
