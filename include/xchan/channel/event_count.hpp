@@ -122,17 +122,20 @@ class EventCount {
   [[nodiscard]] Status wait(Key key, Deadline deadline) noexcept;
 
   /// Wakes up to `count` parked waiters if there are any; when nobody waits it costs
-  /// one locked RMW (kSymmetric) or one plain load (kProcessLocal). Never blocks.
+  /// one locked RMW (kSymmetric, kAdaptive while threads park) or one plain load
+  /// (kProcessLocal, kAdaptive otherwise). Never blocks.
   void notify(int count) noexcept {
     // SYNC POINT eventcount-register: reading `waiters` through a seq_cst RMW orders it
     // after the caller's publication of its condition (kSymmetric); with kProcessLocal,
     // prepare_wait()'s heavy barrier supplies that order. The line stays in the
     // notifier's cache while nobody waits.
     std::uint32_t waiting = 0;
+    // The compiler keeps the caller's publication of its condition before the loads below
+    // (the heavy barrier's argument needs it before the read of `mode` too).
+    if (fencing_ != Fencing::kSymmetric) platform::light_barrier();
     const std::uint32_t mode =
         fencing_ == Fencing::kAdaptive ? core::atomic_load(word_->mode, std::memory_order_acquire) : kLight;
     if (fencing_ == Fencing::kProcessLocal || (fencing_ == Fencing::kAdaptive && mode == kLight)) {
-      platform::light_barrier();
       waiting = core::atomic_load(word_->waiters, std::memory_order_relaxed);
     } else {
       waiting = core::atomic_fetch_add(word_->waiters, 0U, std::memory_order_seq_cst);
