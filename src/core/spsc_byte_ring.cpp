@@ -85,7 +85,13 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   // Reaching a window-sized boundary (the record would cross one, or start right at one).
   const std::uint64_t in_window = offset & (r.hot_window_ - 1);
   const bool at_boundary = in_window == 0 || in_window + need > r.hot_window_;
-  if (pad == 0 && offset != 0 && (at_boundary || need >= kLargeRecordBytes)) {
+  // Only from the buffer's upper half: after an early wrap at `offset`, a burst that the
+  // consumer does not read meanwhile can fill the front only up to where that consumer
+  // stopped, at most `offset` bytes. Wrapping in the lower half let a burst sent after a
+  // drain stall at the next boundary (256 KiB of a 64 MiB channel), which a thread that
+  // sends everything before receiving never gets past.
+  const bool may_wrap_early = offset >= r.data_bytes_ / 2;
+  if (pad == 0 && may_wrap_early && (at_boundary || need >= kLargeRecordBytes)) {
     // At a window boundary, or any large record: wrap early if the consumer has taken
     // enough that the padding costs no room we need (at most one head refresh). Small
     // records that a backlog pushed past the first window try again at each boundary, so

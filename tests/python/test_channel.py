@@ -365,6 +365,22 @@ class ChannelApiTest(unittest.TestCase):
         self.assertEqual(len(rx.recv()), limit - 5)
 
     @needs_pickle
+    def test_a_burst_after_a_drain_can_fill_half_the_buffer(self):
+        # One thread sends everything before it receives: the channel must take at least
+        # half of max_bytes (an early wrap of the ring once stopped such a burst at 256 KiB).
+        tx, rx = xchan.channel(capacity=1 << 20, max_bytes=4 << 20)
+        tx.send(b"x" * 1000)
+        rx.recv()
+        sent = 0
+        try:
+            while True:
+                tx.send_nowait(b"y" * 64)
+                sent += 1
+        except xchan.ChannelFull:
+            pass
+        self.assertGreaterEqual(sent * 64, (4 << 20) // 2 * 64 // 80)  # records are 80 bytes
+        self.assertEqual(len(rx.recv_many(sent)), sent)
+
     def test_send_many_and_recv_many(self):
         tx, rx = xchan.channel(capacity=64)
         self.assertEqual(tx.send_many(range(10)), 10)

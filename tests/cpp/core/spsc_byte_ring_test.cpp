@@ -347,18 +347,40 @@ TEST(SpscByteRingTest, AttachRejectsCorruptedHeader) {
   EXPECT_EQ(other.attach(r.header, r.bytes()), Status::kOk);
 }
 
-TEST(SpscByteRingTest, HotWindowKeepsSmallTrafficAtTheFrontOfALargeBuffer) {
-  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+TEST(SpscByteRingTest, SmallTrafficWrapsEarlyAtTheFirstBoundaryOfTheUpperHalf) {
+  // Early wraps happen only from the upper half (see BurstAfterADrainCanFillHalfTheBuffer),
+  // at the first window-sized boundary there: the stream cycles through half the buffer
+  // plus at most a window, not through all of it.
+  constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), SpscByteRing::kHotWindowBytes);
+  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), kBytes / 2 + SpscByteRing::kHotWindowBytes + 72);
 }
 
-TEST(SpscByteRingTest, RecordsEndingExactlyAtTheHotWindowStillWrapEarly) {
-  // 64-byte records (56 payload + 8) tile the window exactly, so one of them ends right at
-  // its edge; the next must still go back to the front, not run on into cold memory.
-  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+TEST(SpscByteRingTest, RecordsEndingExactlyAtABoundaryStillWrapEarly) {
+  // 64-byte records (56 payload + 8) tile the buffer exactly, so one of them ends right at
+  // the middle; the next must go back to the front, not run on into cold memory.
+  constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  EXPECT_LT(stream_max_offset(r, 56, 3 * kBytes / 64), SpscByteRing::kHotWindowBytes);
+  EXPECT_LT(stream_max_offset(r, 56, 3 * kBytes / 64), kBytes / 2);
+}
+
+TEST(SpscByteRingTest, BurstAfterADrainCanFillHalfTheBuffer) {
+  // A message is sent and received, then a burst is sent with nobody receiving meanwhile
+  // (one thread sending everything before it receives). An early wrap in the lower half
+  // would let the burst fill only the front up to the drained message: the 64 MiB channel
+  // that took 256 KiB and then blocked for good.
+  constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 24);
+  ASSERT_EQ(r.ring.try_push(pattern(1000, 0)), Status::kOk);
+  Status s;
+  ASSERT_TRUE(matches_pattern(pop(r.ring, s), 0));
+  std::uint64_t n = 0;
+  while (r.ring.try_push(pattern(64, n)) == Status::kOk) ++n;
+  EXPECT_GE(n * 72, kBytes / 2);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+    ASSERT_EQ(s, Status::kOk);
+  }
 }
 
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
@@ -379,18 +401,18 @@ TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
   constexpr std::size_t kWindow = SpscByteRing::kHotWindowBytes;
   constexpr std::size_t kBytes = 16 * kWindow;
   OwnedRing r(kBytes, 1 << 20);
-  // A backlog of two windows' worth pushes the producer past the first window.
+  // A backlog of nine windows' worth pushes the producer past the middle.
   std::uint64_t pushed = 0;
-  while (r.ring.bytes_approx() < 2 * SpscByteRing::kHotWindowBytes) {
+  while (r.ring.bytes_approx() < 9 * kWindow) {  // past the middle
     ASSERT_EQ(r.ring.try_push(pattern(64, pushed)), Status::kOk);
     ++pushed;
   }
-  // Then steady traffic with the consumer caught up, for less than one lap: within about a
-  // window the producer is back at the front, and stays there (it does not walk the other
-  // 13 windows first).
+  // Then steady traffic with the consumer caught up, for less than one lap: once in the
+  // upper half, the producer goes back to the front at the first boundary, and then cycles
+  // through the lower half (it does not walk the upper half's other windows first).
   std::uint64_t popped = 0;
   std::uint64_t late_max_offset = 0;
-  for (std::uint64_t i = 0; i < kBytes / 2 / 72; ++i) {
+  for (std::uint64_t i = 0; i < kBytes / 72; ++i) {
     Status s;
     while (popped < pushed) {
       ASSERT_TRUE(matches_pattern(pop(r.ring, s), popped));
@@ -400,12 +422,12 @@ TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
     const std::uint64_t offset = push_at(r, 64, pushed++);
     if (i > 2 * kWindow / 72) late_max_offset = std::max(late_max_offset, offset);
   }
-  EXPECT_LT(late_max_offset, kWindow);
+  EXPECT_LT(late_max_offset, kBytes / 2 + kWindow + 72);
 }
 
-TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontWheneverItIsFree) {
-  // A stream of large records with a backlog of one (push, then pop the older one) stays
-  // in the first two record slots of a much larger buffer, and arrives intact.
+TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontFromTheUpperHalf) {
+  // A stream of large records with a backlog of one (push, then pop the older one) cycles
+  // through the lower half of a much larger buffer (plus a record), and arrives intact.
   constexpr std::size_t kSize = SpscByteRing::kLargeRecordBytes;
   constexpr std::size_t kBytes = 64 * kSize;
   OwnedRing r(kBytes, 1 << 20);
@@ -424,7 +446,7 @@ TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontWheneverItIsFree) {
     ASSERT_TRUE(matches_pattern(pop(r.ring, s), i - 1));
     ASSERT_EQ(s, Status::kOk);
   }
-  EXPECT_LT(max_offset, 2 * (kSize + 64));
+  EXPECT_LT(max_offset, kBytes / 2 + kSize + 64);
 }
 
 TEST(SpscByteRingTest, BacklogOfLargeRecordsUsesTheWholeBuffer) {
