@@ -20,14 +20,15 @@
 //    one line: 3-10x slower here, see docs/performance.md). A stale word from an earlier
 //    lap, or zeroed memory, carries another stamp and reads as "not yet written".
 //    `tail` is still published, for sizing, statistics and corruption checks.
-//  - Hot window: when the producer reaches the end of the first kHotWindowBytes of a larger
-//    buffer and the consumer has caught up, it wraps early (with a padding record) instead
-//    of walking the whole buffer. Small-message traffic then stays in a cache-sized,
-//    already-faulted region. A backlog may push the producer past the window; it tries
-//    again at every later window-sized boundary, so traffic returns to the front once the
-//    consumer catches up, instead of touching every page of a 64 MiB buffer each lap. A
-//    large record (>= kLargeRecordBytes) also goes back to offset 0 whenever that room is
-//    free.
+//  - Early wrap: in a buffer larger than kHotWindowBytes, once the producer is in the upper
+//    half it goes back to offset 0 (with a padding record) at the next window-sized
+//    boundary if the consumer has caught up, and a large record (>= kLargeRecordBytes)
+//    whenever that room is free, instead of walking the rest of a cold buffer. Never from
+//    the lower half: after an early wrap at offset X, a burst that nobody receives
+//    meanwhile can fill only the front up to where the consumer stopped (at most X), so
+//    a wrap at 256 KiB once left a 64 MiB channel blocking a thread that sends a burst
+//    before it receives. From the upper half, such a burst can always fill half the
+//    buffer, as large as the largest message.
 //  - Indices are byte counts since creation (never wrap in practice: 2^64 bytes); the
 //    offset in the buffer is index & (data_bytes - 1).
 #pragma once
