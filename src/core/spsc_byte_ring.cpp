@@ -93,11 +93,10 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   const bool may_wrap_early = offset >= r.data_bytes_ / 2;
   if (pad == 0 && may_wrap_early && (at_boundary || need >= kLargeRecordBytes)) {
     // At a window boundary, or any large record: wrap early if the consumer has taken
-    // enough that the padding costs no room we need (at most one head refresh). Small
-    // records that a backlog pushed past the first window try again at each boundary, so
-    // they come back once it drained; large ones go back to the start whenever it is
-    // free, so that a stream of 1 MiB messages cycles through a few warm megabytes
-    // instead of the whole cold buffer.
+    // enough that the padding costs no room we need (at most one head refresh), so that a
+    // stream cycles through half the buffer instead of walking all of it. The bytes in
+    // flight can then still reach `offset` >= half the buffer before the producer meets
+    // the consumer: the front up to where it stopped, plus what lies before the padding.
     if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
       r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
     }
