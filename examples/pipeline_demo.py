@@ -157,6 +157,14 @@ def start_thread(jobs, results):
 
 # ---- factorial benchmark -------------------------------------------------------------------
 
+def start_and_join(tasks):
+    """Starts threads or processes together, then waits for all of them."""
+    for t in tasks:
+        t.start()
+    for t in tasks:
+        t.join()
+
+
 def factorial_once():
     results = {}
     t0 = time.perf_counter()
@@ -165,11 +173,7 @@ def factorial_once():
     results["sequential"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    start_and_join([threading.Thread(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)])
     results["threads"] = time.perf_counter() - t0
 
     # Each worker runs math.factorial itself, as the processes do: one that ran a function of
@@ -177,11 +181,7 @@ def factorial_once():
     # multiprocessing's spawn start method does, while fork inherits it for free.
     ctx = mp.get_context("fork")
     t0 = time.perf_counter()
-    procs = [ctx.Process(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
+    start_and_join([ctx.Process(target=math.factorial, args=(FACTORIAL_N,)) for _ in range(WORKERS)])
     results["multiprocessing"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -434,14 +434,7 @@ TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontFromTheUpperHalf) {
   std::uint64_t max_offset = 0;
   ASSERT_EQ(r.ring.try_push(pattern(kSize, 0)), Status::kOk);
   for (std::uint64_t i = 1; i < 200; ++i) {
-    SpscByteRing::Writer w(r.ring);
-    std::span<std::byte> out;
-    ASSERT_EQ(w.try_reserve(kSize, out), Status::kOk);
-    max_offset = std::max(max_offset, static_cast<std::uint64_t>(out.data() - r.bytes().data()));
-    const auto msg = pattern(kSize, i);
-    std::memcpy(out.data(), msg.data(), kSize);
-    w.commit(kSize);
-    w.publish();
+    max_offset = std::max(max_offset, push_at(r, kSize, i));
     Status s;
     ASSERT_TRUE(matches_pattern(pop(r.ring, s), i - 1));
     ASSERT_EQ(s, Status::kOk);
