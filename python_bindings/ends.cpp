@@ -61,7 +61,11 @@ class EndUse {
   /// delivers within a microsecond, sooner than the GIL is dropped and taken back), then
   /// with the GIL released, the channel kept alive by a counted reference from then on.
   Status wait(ModuleState* st, bool writable, std::size_t n, Deadline deadline) {
-    if (deadline.is_now()) return Status::kTimeout;
+    if (deadline.is_now()) {
+      // No waiting, but room a wrap holds back comes back now (a short critical section
+      // of the receivers' side, never a wait for Python code: fine with the GIL held).
+      return writable && channel_->reclaim_stranded(n) ? Status::kOk : Status::kTimeout;
+    }
     // Polls back off exponentially: each poll pulls the line the peer is writing away
     // from it, and a reader that catches up with a busy writer does better to let a few
     // messages gather than to take them one cache miss at a time.
@@ -466,11 +470,12 @@ PyObject* m_stats(PyObject* obj, PyObject*) {
   if (ch == nullptr) return nullptr;
   const ChannelStats s = ch->stats();
   return Py_BuildValue(
-      "{sKsKsKsKsKsKsKsIsIsIsI}", "sent", static_cast<unsigned long long>(s.sent), "received",
+      "{sKsKsKsKsKsKsKsKsIsIsIsI}", "sent", static_cast<unsigned long long>(s.sent), "received",
       static_cast<unsigned long long>(s.received), "queued", static_cast<unsigned long long>(s.queued),
       "queued_bytes", static_cast<unsigned long long>(s.queued_bytes), "capacity",
       static_cast<unsigned long long>(s.capacity), "max_bytes", static_cast<unsigned long long>(s.max_bytes),
-      "max_message", static_cast<unsigned long long>(s.max_message), "senders", s.senders, "receivers",
+      "max_message", static_cast<unsigned long long>(s.max_message), "wraps_undone",
+      static_cast<unsigned long long>(s.wraps_undone), "senders", s.senders, "receivers",
       s.receivers, "parked_senders", s.parked_senders, "parked_receivers", s.parked_receivers);
 }
 

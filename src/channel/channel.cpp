@@ -100,7 +100,28 @@ Channel::~Channel() {
 
 Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept {
   if (n > max_message()) return Status::kTooLarge;
-  return wait_until(not_full(), [&] { return writable(n); }, deadline, spin);
+  const auto ready = [&] { return writable(n); };
+  if (!ring_.ring().stranded(n)) return wait_until(not_full(), ready, deadline, spin);
+  // The room may be held back by a wrap: give the receivers kStrandedWait to pass it (a
+  // busy receiver usually does; then nothing is moved), else take it back.
+  const Status s = wait_until(not_full(), ready, deadline.min(Deadline::after(kStrandedWait)), spin);
+  if (s != Status::kTimeout) return s;
+  if (reclaim_stranded(n)) return Status::kOk;
+  return deadline.expired() ? Status::kTimeout : wait_until(not_full(), ready, deadline, spin);
+}
+
+bool Channel::reclaim_stranded(std::size_t n) noexcept {
+  if (!ring_.ring().stranded(n)) return false;
+  {
+    // Producer side first, then consumer side: nothing takes them in the other order.
+    const core::SideGuard producer(header_->ring.producer);
+    const bool exclusive = take_side(header_->ring.consumer);
+    ring_.undo_wrap_held();
+    give_side(header_->ring.consumer, exclusive);
+  }
+  // Other senders may be parked on the room that came back.
+  not_full().notify_all();
+  return ring_.ring().can_reserve(n);
 }
 
 Status Channel::wait_readable(Deadline deadline, std::uint32_t spin) noexcept {
@@ -144,9 +165,13 @@ void Channel::remove_receiver() noexcept {
 
 void Channel::share_side(core::RingSide& side) noexcept {
   if (!is_process_local(fencing_)) return;  // such a side is never exclusive
-  core::SpinLock lock(side.lock);
-  const std::lock_guard<core::SpinLock> guard(lock);
-  if (core::atomic_load(side.exclusive, std::memory_order_relaxed) == 0U) return;
+  take_side(side);
+  give_side(side, false);
+}
+
+bool Channel::take_side(core::RingSide& side) noexcept {
+  core::SpinLock(side.lock).lock();
+  if (core::atomic_load(side.exclusive, std::memory_order_relaxed) == 0U) return false;
   core::atomic_store(side.exclusive, 0U, std::memory_order_relaxed);
   // SYNC POINT side-handshake: the heavy half (SideGuard has the light one). After it,
   // the side's user either saw `exclusive` cleared or shows `busy`.
@@ -155,6 +180,15 @@ void Channel::share_side(core::RingSide& side) noexcept {
     if (i % kSpinsPerYield == kSpinsPerYield - 1) std::this_thread::yield();
     else core::cpu_relax();
   }
+  return true;
+}
+
+void Channel::give_side(core::RingSide& side, bool exclusive) noexcept {
+  // Release: pairs with SideGuard's acquire of `exclusive`, as in exclusive_again. The
+  // side's end count cannot have changed meanwhile in a way that matters: a new end
+  // makes the side shared under this lock before it is used.
+  if (exclusive) core::atomic_store(side.exclusive, 1U, std::memory_order_release);
+  core::SpinLock(side.lock).unlock();
 }
 
 void Channel::exclusive_again(core::RingSide& side, const std::uint32_t& ends) noexcept {
@@ -180,6 +214,7 @@ ChannelStats Channel::stats() const noexcept {
   s.capacity = ring.max_records();
   s.max_bytes = ring.data_bytes();
   s.max_message = ring.max_payload();
+  s.wraps_undone = ring.wraps_undone();
   s.senders = senders();
   s.receivers = receivers();
   s.parked_senders = not_full().waiters();

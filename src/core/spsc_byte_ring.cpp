@@ -75,6 +75,62 @@ bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
   return bytes_in_flight + total <= data_bytes_ && records_in_flight < max_records_;
 }
 
+bool SpscByteRing::stranded(std::size_t n) const noexcept {
+  const std::uint64_t pad = atomic_load(header_->padded_at, std::memory_order_relaxed);
+  const std::uint64_t head = atomic_load(header_->head, std::memory_order_relaxed);
+  const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
+  if (pad == 0 || head > pad || n > max_payload_) return false;
+  const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));  // where the wrap went
+  if (tail < front) return false;  // stale indices
+  const std::uint64_t moved = tail - front;
+  return (pad & mask_) + moved <= data_bytes_ && pad + moved + record_bytes(n) <= head + data_bytes_;
+}
+
+bool SpscByteRing::undo_wrap() noexcept {
+  const std::uint64_t pad = atomic_load(header_->padded_at, std::memory_order_relaxed);
+  // Acquire: ring-reclaim; also, the caller keeps the consumer out, so head is still.
+  const std::uint64_t head = atomic_load(header_->head, std::memory_order_acquire);
+  const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
+  if (pad == 0 || head > pad) return false;  // none, or the consumer is past it
+  // (An early wrap needs head > 0, so hold_wraps_at = head below is never the "none" 0.)
+  const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));
+  // Everything from `front` to `tail` was written after the wrap, within the room before
+  // the consumer: at most (head & mask_) <= (pad & mask_) bytes, so the move never
+  // overlaps its source. It must also end before the buffer does (a wrap at the very end
+  // never qualifies: its record did not fit there).
+  if (tail < front || (pad & mask_) + (tail - front) > data_bytes_) return false;
+  std::uint64_t from = front;
+  std::uint64_t to = pad;
+  while (from < tail) {
+    const RecordWord word = atomic_load(word_at(from), std::memory_order_relaxed);
+    const auto size = static_cast<std::uint32_t>(word);
+    std::uint64_t len = 0;
+    // Our own records; anything else means the memory was overwritten: leave it alone (the
+    // consumer reports it).
+    if (!is_data_record(from, word, len) || from + len > tail) return false;
+    copy_bytes(data_ + (to & mask_) + kRecordHeaderBytes, data_ + (from & mask_) + kRecordHeaderBytes, size);
+    atomic_store(word_at(to), record_word(to, size), std::memory_order_relaxed);
+    // The old word would read as a record when the producer next reaches `from`.
+    atomic_store(word_at(from), RecordWord{0}, std::memory_order_relaxed);
+    from += len;
+    to += len;
+  }
+  // The slot after the last moved record may hold an old word valid for that index (as
+  // in seal_record); with nothing moved it is the padding itself.
+  if (to - head < data_bytes_ &&
+      static_cast<std::uint32_t>(atomic_load(word_at(to), std::memory_order_relaxed) >> 32) == record_stamp(to)) {
+    atomic_store(word_at(to), RecordWord{0}, std::memory_order_relaxed);
+  }
+  atomic_store(header_->padded_at, std::uint64_t{0}, std::memory_order_relaxed);
+  atomic_store(header_->hold_wraps_at, head, std::memory_order_relaxed);
+  atomic_store(header_->wraps_undone, atomic_load(header_->wraps_undone, std::memory_order_relaxed) + 1,
+               std::memory_order_relaxed);
+  // SYNC POINT tail-publish (release), as in publish_tail; the consumer side's hand-back
+  // (the caller's) orders all of the above before the consumer's next look.
+  atomic_store(header_->tail, to, std::memory_order_release);
+  return true;  // `to` < `tail`: at least the padding's room came back
+}
+
 Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept {
   SpscByteRing& r = ring_;
   if (n > r.max_payload_) return Status::kTooLarge;
@@ -85,18 +141,18 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   // Reaching a window-sized boundary (the record would cross one, or start right at one).
   const std::uint64_t in_window = offset & (r.hot_window_ - 1);
   const bool at_boundary = in_window == 0 || in_window + need > r.hot_window_;
-  // Only from the buffer's upper half: after an early wrap at `offset`, a burst that the
-  // consumer does not read meanwhile can fill the front only up to where that consumer
-  // stopped, at most `offset` bytes. Wrapping in the lower half let a burst sent after a
-  // drain stall at the next boundary (256 KiB of a 64 MiB channel), which a thread that
-  // sends everything before receiving never gets past.
-  const bool may_wrap_early = offset >= r.data_bytes_ / 2;
+  // Not at the front, and not while undo_wrap() holds early wraps: until the consumer
+  // moves, a burst is filling the room that the undo gave back.
+  bool may_wrap_early = offset != 0;
+  const std::uint64_t hold = atomic_load(r.header_->hold_wraps_at, std::memory_order_relaxed);
+  if (hold != 0 && r.cached_head_ <= hold) {  // stale or still: look (head >= hold)
+    r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
+    may_wrap_early = r.cached_head_ != hold;
+  }
   if (pad == 0 && may_wrap_early && (at_boundary || need >= kLargeRecordBytes)) {
     // At a window boundary, or any large record: wrap early if the consumer has taken
     // enough that the padding costs no room we need (at most one head refresh), so that a
-    // stream cycles through half the buffer instead of walking all of it. The bytes in
-    // flight can then still reach `offset` >= half the buffer before the producer meets
-    // the consumer: the front up to where it stopped, plus what lies before the padding.
+    // stream cycles through a window or two instead of walking the whole buffer.
     if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
       r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
     }

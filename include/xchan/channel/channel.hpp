@@ -46,6 +46,7 @@ struct ChannelStats {
   std::uint64_t capacity;         // messages in flight at most
   std::uint64_t max_bytes;        // buffer bytes
   std::uint64_t max_message;      // largest payload
+  std::uint64_t wraps_undone;     // room taken back from behind a wrap (reclaim_stranded)
   std::uint32_t senders;          // open Sender handles
   std::uint32_t receivers;        // open Receiver handles
   std::uint32_t parked_senders;   // senders parked (or about to park) for room
@@ -73,7 +74,7 @@ static_assert(std::is_standard_layout_v<ChannelHeader>);
 static_assert(std::is_trivially_copyable_v<ChannelHeader>);
 
 inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
-inline constexpr std::uint32_t kChannelVersion = 4;
+inline constexpr std::uint32_t kChannelVersion = 5;
 
 /// Largest payload a channel created with `max_bytes` accepts.
 [[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;
@@ -129,8 +130,22 @@ class Channel {
 
   /// Blocks until a message of `n` bytes may fit or no receiver is open (kOk), or until
   /// `deadline` (kTimeout) or a signal (kInterrupted). A following try may still find the
-  /// room taken by another sender; loop. `spin` polls happen before parking. Any thread.
+  /// room taken by another sender; loop. `spin` polls happen before parking. When the
+  /// room is held back by a wrap the receivers have not reached (a burst sent after a
+  /// drain, by a thread that receives only afterwards), waiting cannot bring it: after
+  /// kStrandedWait without it, or at the deadline (at once for a deadline already past),
+  /// this takes it back (reclaim_stranded). Any thread.
   [[nodiscard]] Status wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept;
+
+  /// Takes back room for a message of `n` bytes that a wrap holds behind receivers that
+  /// have not reached it (SpscByteRing::undo_wrap): holds the producer side and, for a
+  /// moment, the consumer side. True when `n` bytes then fit. Costly (a process-wide
+  /// barrier when a receiver runs lock-free, and a copy of the records since the wrap), so
+  /// for a sender that would otherwise fail or wait in vain. Any thread.
+  bool reclaim_stranded(std::size_t n) noexcept;
+
+  /// How long a sender waits for room held back by a wrap before taking it back.
+  static constexpr std::chrono::milliseconds kStrandedWait{2};
 
   /// Blocks until a message may be queued or no sender is open (kOk), or until `deadline`
   /// (kTimeout) or a signal (kInterrupted). Any thread.
@@ -177,6 +192,10 @@ class Channel {
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
   [[nodiscard]] EventCount not_full() const noexcept { return EventCount(header_->not_full, fencing_); }
   void share_side(core::RingSide& side) noexcept;
+  // Holds `side` against all its users: takes its lock and, if it was exclusive, clears
+  // that and waits out its lock-free user. Returns whether it was exclusive, for give_side.
+  bool take_side(core::RingSide& side) noexcept;
+  void give_side(core::RingSide& side, bool exclusive) noexcept;
   void exclusive_again(core::RingSide& side, const std::uint32_t& ends) noexcept;
 
   ChannelHeader* header_ = nullptr;

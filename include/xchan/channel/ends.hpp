@@ -30,7 +30,8 @@ class Sender {
   }
   ~Sender() { close(); }
 
-  /// Sends a copy of `payload` if there is room now. kFull, kClosed, kTooLarge. Never waits.
+  /// Sends a copy of `payload` if there is room now, taking back room held behind a wrap
+  /// if need be (Channel::reclaim_stranded). kFull, kClosed, kTooLarge. Never waits.
   [[nodiscard]] Status try_send(std::span<const std::byte> payload) noexcept {
     return try_send_with(payload.size(), CopyFrom{payload});
   }
@@ -44,7 +45,9 @@ class Sender {
   template <class Fill>
   [[nodiscard]] Status try_send_with(std::size_t n, Fill&& fill) noexcept {
     if (!channel_) return Status::kClosed;
-    return channel_->try_send_with(n, std::forward<Fill>(fill));
+    const Status s = channel_->try_send_with(n, fill);
+    if (s != Status::kFull || !channel_->reclaim_stranded(n)) return s;
+    return channel_->try_send_with(n, fill);
   }
 
   /// Blocking try_send_with: waits for room until `deadline`.

@@ -144,6 +144,10 @@ class MpmcByteRing {
     return ring_.try_pop(dst, n);
   }
 
+  /// SpscByteRing::undo_wrap under the producer side: the caller holds it and keeps the
+  /// consumers out (holds their side against all its users).
+  bool undo_wrap_held() noexcept { return ring_.undo_wrap(); }
+
   /// The underlying ring, for sizes and counters (any thread).
   [[nodiscard]] const SpscByteRing& ring() const noexcept { return ring_; }
 

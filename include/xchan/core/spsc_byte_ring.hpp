@@ -20,15 +20,18 @@
 //    one line: 3-10x slower here, see docs/performance.md). A stale word from an earlier
 //    lap, or zeroed memory, carries another stamp and reads as "not yet written".
 //    `tail` is still published, for sizing, statistics and corruption checks.
-//  - Early wrap: in a buffer larger than kHotWindowBytes, once the producer is in the upper
-//    half it goes back to offset 0 (with a padding record) at the next window-sized
-//    boundary if the consumer has caught up, and a large record (>= kLargeRecordBytes)
-//    whenever that room is free, instead of walking the rest of a cold buffer. Never from
-//    the lower half: after an early wrap at offset X, a burst that nobody receives
-//    meanwhile can fill only the front up to where the consumer stopped (at most X), so
-//    a wrap at 256 KiB once left a 64 MiB channel blocking a thread that sends a burst
-//    before it receives. From the upper half, such a burst can always fill half the
-//    buffer, as large as the largest message.
+//  - Early wrap: in a buffer larger than kHotWindowBytes, the producer goes back to offset
+//    0 (with a padding record) at the next window-sized boundary if the consumer has
+//    taken enough for the padding to cost no room, and a large record (>=
+//    kLargeRecordBytes) whenever that room is free, so that a stream cycles through a
+//    window or two instead of walking a cold buffer. The catch: after a wrap at offset X,
+//    a burst that nobody receives meanwhile can fill only the front up to where the
+//    consumer stopped (a 64 MiB channel once took 256 KiB after a 1 KB round trip, then
+//    blocked a thread that sends everything before receiving). undo_wrap() gives that
+//    room back: with the consumer kept out, it moves the records written at the front
+//    since the wrap to where the padding began, so the buffer is one run again, and early
+//    wraps wait until the consumer moves. The channel calls it for a sender that found no
+//    room and waited in vain (or may not wait).
 //  - Indices are byte counts since creation (never wrap in practice: 2^64 bytes); the
 //    offset in the buffer is index & (data_bytes - 1).
 #pragma once
@@ -59,6 +62,9 @@ struct RingHeader {
   // of its fields per publish: one line, not two.
   alignas(kCacheLine) std::uint64_t tail;  // bytes ever published
   std::uint64_t pushed;                    // records ever published
+  std::uint64_t padded_at;                 // index of the latest padding record (0: none)
+  std::uint64_t hold_wraps_at;             // no early wrap while head is here (0: none)
+  std::uint64_t wraps_undone;              // times undo_wrap() moved records back
   alignas(kCacheLine) std::uint64_t head;  // bytes ever released
   std::uint64_t popped;                    // records ever released
 };
@@ -82,7 +88,7 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 }
 
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
-inline constexpr std::uint32_t kRingVersion = 3;
+inline constexpr std::uint32_t kRingVersion = 4;
 
 /// Copies message bytes: up to 128 bytes inline as two overlapping moves of a power-of-two
 /// size (no call, no size dispatch), larger ones via libc. Always inlined: as an outlined
@@ -154,6 +160,19 @@ class SpscByteRing {
   /// True when a payload of `n` bytes would fit right now (same arithmetic as try_reserve,
   /// with fresh indices). For waiting on room without taking it. Any thread.
   [[nodiscard]] bool can_reserve(std::size_t n) const noexcept;
+
+  /// True when room for a payload of `n` is held back by a wrap the consumer has not
+  /// reached yet, and undo_wrap() would free it. A hint for a producer about to give up or
+  /// wait: the indices may move meanwhile. Any thread.
+  [[nodiscard]] bool stranded(std::size_t n) const noexcept;
+
+  /// Undoes the latest wrap if the consumer has not reached its padding: moves the records
+  /// written at the front since then to where the padding began (new stamps, the old words
+  /// zeroed), so the records in flight are one run again and the whole buffer is room for
+  /// the producer; early wraps then wait until the consumer moves. True when it moved
+  /// records. The caller must be the producer and must keep every consumer out until it
+  /// returns: the consumer may be anywhere before the padding, and the move rewrites it.
+  bool undo_wrap() noexcept;
 
   /// True when `tail` shows records not yet released: a hint for waiters (another
   /// consumer may take them first; a record committed in a producer's open batch shows only
@@ -330,6 +349,9 @@ class SpscByteRing {
   [[nodiscard]] std::uint64_t popped() const noexcept {
     return atomic_load(header_->popped, std::memory_order_relaxed);
   }
+  [[nodiscard]] std::uint64_t wraps_undone() const noexcept {
+    return atomic_load(header_->wraps_undone, std::memory_order_relaxed);
+  }
   [[nodiscard]] std::uint64_t data_bytes() const noexcept { return data_bytes_; }
   [[nodiscard]] std::uint64_t max_records() const noexcept { return max_records_; }
   [[nodiscard]] std::uint64_t max_payload() const noexcept { return max_payload_; }
@@ -420,6 +442,8 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
     const auto skip = static_cast<std::uint32_t>(reserved_pad_ - kRecordHeaderBytes);
     atomic_store(r.word_at(reserved_at_), record_word(reserved_at_, skip | kPaddingFlag),
                  std::memory_order_release);
+    // Relaxed: read only by producers (undo_wrap, stranded), ordered by the producer side.
+    atomic_store(r.header_->padded_at, reserved_at_, std::memory_order_relaxed);
   }
   tail_ = next;
   ++pushed_;

@@ -347,40 +347,98 @@ TEST(SpscByteRingTest, AttachRejectsCorruptedHeader) {
   EXPECT_EQ(other.attach(r.header, r.bytes()), Status::kOk);
 }
 
-TEST(SpscByteRingTest, SmallTrafficWrapsEarlyAtTheFirstBoundaryOfTheUpperHalf) {
-  // Early wraps happen only from the upper half (see BurstAfterADrainCanFillHalfTheBuffer),
-  // at the first window-sized boundary there: the stream cycles through half the buffer
-  // plus at most a window, not through all of it.
-  constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
+TEST(SpscByteRingTest, HotWindowKeepsSmallTrafficAtTheFrontOfALargeBuffer) {
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), kBytes / 2 + SpscByteRing::kHotWindowBytes + 72);
+  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), SpscByteRing::kHotWindowBytes);
 }
 
-TEST(SpscByteRingTest, RecordsEndingExactlyAtABoundaryStillWrapEarly) {
-  // 64-byte records (56 payload + 8) tile the buffer exactly, so one of them ends right at
-  // the middle; the next must go back to the front, not run on into cold memory.
-  constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
+TEST(SpscByteRingTest, RecordsEndingExactlyAtTheHotWindowStillWrapEarly) {
+  // 64-byte records (56 payload + 8) tile the window exactly, so one of them ends right at
+  // its edge; the next must still go back to the front, not run on into cold memory.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
-  EXPECT_LT(stream_max_offset(r, 56, 3 * kBytes / 64), kBytes / 2);
+  EXPECT_LT(stream_max_offset(r, 56, 3 * kBytes / 64), SpscByteRing::kHotWindowBytes);
 }
 
-TEST(SpscByteRingTest, BurstAfterADrainCanFillHalfTheBuffer) {
-  // A message is sent and received, then a burst is sent with nobody receiving meanwhile
-  // (one thread sending everything before it receives). An early wrap in the lower half
-  // would let the burst fill only the front up to the drained message: the 64 MiB channel
-  // that took 256 KiB and then blocked for good.
+/// Sends and takes one 1000-byte message, then 64-byte messages until the ring is full,
+/// taking none: one thread sending a burst before it receives. Returns how many went.
+std::uint64_t burst_after_a_drain(OwnedRing& r, std::uint64_t first) {
+  EXPECT_EQ(r.ring.try_push(pattern(1000, 0)), Status::kOk);
+  Status s;
+  EXPECT_TRUE(matches_pattern(pop(r.ring, s), 0));
+  std::uint64_t n = first;
+  while (r.ring.try_push(pattern(64, n)) == Status::kOk) ++n;
+  return n - first;
+}
+
+TEST(SpscByteRingTest, BurstAfterADrainStallsAtTheFrontUntilTheWrapIsUndone) {
+  // The burst wraps early at the first window boundary (the consumer had taken 1008
+  // bytes), fills the front up to the consumer and stops: the room past the padding is
+  // held back until the consumer passes it, which in one thread it never does. That is
+  // how a 64 MiB channel once took 256 KiB and then blocked for good.
   constexpr std::size_t kBytes = 8 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 24);
-  ASSERT_EQ(r.ring.try_push(pattern(1000, 0)), Status::kOk);
-  Status s;
-  ASSERT_TRUE(matches_pattern(pop(r.ring, s), 0));
-  std::uint64_t n = 0;
+  std::uint64_t n = burst_after_a_drain(r, 0);
+  EXPECT_LT(n * 72, SpscByteRing::kHotWindowBytes + 1008);
+  EXPECT_TRUE(r.ring.stranded(64));
+  ASSERT_TRUE(r.ring.undo_wrap());
+  EXPECT_FALSE(r.ring.stranded(64));
+  // One run again, and early wraps hold off until the consumer moves: the burst fills the
+  // whole buffer but for the padding at its end.
   while (r.ring.try_push(pattern(64, n)) == Status::kOk) ++n;
-  EXPECT_GE(n * 72, kBytes / 2);
+  EXPECT_GE(n * 72 + 2 * 72, kBytes);
+  EXPECT_FALSE(r.ring.undo_wrap());  // the wrap at the end cannot be undone
   for (std::uint64_t i = 0; i < n; ++i) {
-    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+    Status s;
+    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i)) << i;
     ASSERT_EQ(s, Status::kOk);
   }
+  Status s;
+  pop(r.ring, s);
+  EXPECT_EQ(s, Status::kEmpty);
+  // Once the consumer has moved, traffic wraps early again.
+  EXPECT_LT(stream_max_offset(r, 64, 3 * kBytes / 72), 2 * SpscByteRing::kHotWindowBytes);
+}
+
+TEST(SpscByteRingTest, UndoWrapWithTheConsumerAnywhereBeforeThePadding) {
+  // The consumer may have stopped at any record before the padding, or right at it.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  for (const bool at_padding : {false, true}) {
+    OwnedRing r(kBytes, 1 << 24);
+    const std::uint64_t n = burst_after_a_drain(r, 0);
+    std::uint64_t popped = 0;
+    Status s;
+    const std::uint64_t pad = r.header.padded_at;
+    ASSERT_NE(pad, 0U);
+    while (at_padding ? r.header.head < pad : popped < 100) {
+      ASSERT_TRUE(matches_pattern(pop(r.ring, s), popped++));
+    }
+    ASSERT_TRUE(r.ring.undo_wrap()) << at_padding;
+    std::uint64_t more = n;
+    while (r.ring.try_push(pattern(64, more)) == Status::kOk) ++more;
+    EXPECT_GE((more - popped) * 72 + 2 * 72, kBytes);
+    for (; popped < more; ++popped) {
+      ASSERT_TRUE(matches_pattern(pop(r.ring, s), popped)) << popped;
+      ASSERT_EQ(s, Status::kOk);
+    }
+    pop(r.ring, s);
+    EXPECT_EQ(s, Status::kEmpty);
+  }
+}
+
+TEST(SpscByteRingTest, UndoWrapLeavesAWrapTheConsumerPassedAlone) {
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 24);
+  const std::uint64_t n = burst_after_a_drain(r, 0);
+  Status s;
+  for (std::uint64_t i = 0; i + 1 < n; ++i) ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+  EXPECT_FALSE(r.ring.stranded(64));
+  EXPECT_FALSE(r.ring.undo_wrap());
+  ASSERT_TRUE(matches_pattern(pop(r.ring, s), n - 1));
+  EXPECT_FALSE(r.ring.undo_wrap());  // nothing in flight
+  OwnedRing fresh(kBytes, 16);
+  EXPECT_FALSE(fresh.ring.undo_wrap());  // never wrapped
 }
 
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
@@ -401,18 +459,18 @@ TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
   constexpr std::size_t kWindow = SpscByteRing::kHotWindowBytes;
   constexpr std::size_t kBytes = 16 * kWindow;
   OwnedRing r(kBytes, 1 << 20);
-  // A backlog of nine windows' worth pushes the producer past the middle.
+  // A backlog of two windows' worth pushes the producer past the first window.
   std::uint64_t pushed = 0;
-  while (r.ring.bytes_approx() < 9 * kWindow) {  // past the middle
+  while (r.ring.bytes_approx() < 2 * SpscByteRing::kHotWindowBytes) {
     ASSERT_EQ(r.ring.try_push(pattern(64, pushed)), Status::kOk);
     ++pushed;
   }
-  // Then steady traffic with the consumer caught up, for less than one lap: once in the
-  // upper half, the producer goes back to the front at the first boundary, and then cycles
-  // through the lower half (it does not walk the upper half's other windows first).
+  // Then steady traffic with the consumer caught up, for less than one lap: within about a
+  // window the producer is back at the front, and stays there (it does not walk the other
+  // 13 windows first).
   std::uint64_t popped = 0;
   std::uint64_t late_max_offset = 0;
-  for (std::uint64_t i = 0; i < kBytes / 72; ++i) {
+  for (std::uint64_t i = 0; i < kBytes / 2 / 72; ++i) {
     Status s;
     while (popped < pushed) {
       ASSERT_TRUE(matches_pattern(pop(r.ring, s), popped));
@@ -422,12 +480,12 @@ TEST(SpscByteRingTest, TrafficThatABacklogPushedPastTheWindowComesBack) {
     const std::uint64_t offset = push_at(r, 64, pushed++);
     if (i > 2 * kWindow / 72) late_max_offset = std::max(late_max_offset, offset);
   }
-  EXPECT_LT(late_max_offset, kBytes / 2 + kWindow + 72);
+  EXPECT_LT(late_max_offset, kWindow);
 }
 
-TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontFromTheUpperHalf) {
-  // A stream of large records with a backlog of one (push, then pop the older one) cycles
-  // through the lower half of a much larger buffer (plus a record), and arrives intact.
+TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontWheneverItIsFree) {
+  // A stream of large records with a backlog of one (push, then pop the older one) stays
+  // in the first two record slots of a much larger buffer, and arrives intact.
   constexpr std::size_t kSize = SpscByteRing::kLargeRecordBytes;
   constexpr std::size_t kBytes = 64 * kSize;
   OwnedRing r(kBytes, 1 << 20);
@@ -439,7 +497,7 @@ TEST(SpscByteRingTest, LargeRecordsGoBackToTheFrontFromTheUpperHalf) {
     ASSERT_TRUE(matches_pattern(pop(r.ring, s), i - 1));
     ASSERT_EQ(s, Status::kOk);
   }
-  EXPECT_LT(max_offset, kBytes / 2 + kSize + 64);
+  EXPECT_LT(max_offset, 2 * (kSize + 64));
 }
 
 TEST(SpscByteRingTest, BacklogOfLargeRecordsUsesTheWholeBuffer) {
