@@ -90,46 +90,53 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
 inline constexpr std::uint32_t kRingVersion = 4;
 
-/// Copies message bytes: up to 128 bytes inline as two overlapping moves of a power-of-two
-/// size (no call, no size dispatch), larger ones via libc. Always inlined: as an outlined
-/// call, or through libc's 64-byte vector moves, the copies of a 64 B message ran the ring
-/// at about half the speed (docs/performance.md).
-[[gnu::always_inline]] inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
-  // Chunks are loaded into 16-byte vector registers (a struct of kChunk bytes made GCC
-  // bounce them through the stack), all loads before any store: the two ranges overlap.
+namespace detail {
+/// copy_bytes' inline case: [0, kChunk) and [n - kChunk, n) through registers, all loads
+/// before any store (the two ranges overlap). kChunk < n <= 2 * kChunk.
+template <std::size_t kChunk>
+[[gnu::always_inline]] inline void two_moves(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
+  // 16-byte vector temporaries: a struct of kChunk bytes made GCC bounce them through the
+  // stack.
   using V16 = unsigned char __attribute__((vector_size(16)));
-  auto two_moves = [&]<std::size_t kChunk>() {
-    constexpr std::size_t kParts = kChunk >= 16 ? kChunk / 16 : 1;
-    if constexpr (kChunk >= 16) {
-      V16 a[kParts];
-      V16 b[kParts];
-      for (std::size_t i = 0; i < kParts; ++i) {
-        __builtin_memcpy(&a[i], src + 16 * i, 16);
-        __builtin_memcpy(&b[i], src + n - kChunk + 16 * i, 16);
-      }
-      for (std::size_t i = 0; i < kParts; ++i) {
-        __builtin_memcpy(dst + 16 * i, &a[i], 16);
-        __builtin_memcpy(dst + n - kChunk + 16 * i, &b[i], 16);
-      }
-    } else {
-      std::uint64_t a = 0;
-      std::uint64_t b = 0;
-      __builtin_memcpy(&a, src, kChunk);
-      __builtin_memcpy(&b, src + n - kChunk, kChunk);
-      __builtin_memcpy(dst, &a, kChunk);
-      __builtin_memcpy(dst + n - kChunk, &b, kChunk);
+  if constexpr (kChunk >= 16) {
+    constexpr std::size_t kParts = kChunk / 16;
+    V16 a[kParts];
+    V16 b[kParts];
+    for (std::size_t i = 0; i < kParts; ++i) {
+      __builtin_memcpy(&a[i], src + 16 * i, 16);
+      __builtin_memcpy(&b[i], src + n - kChunk + 16 * i, 16);
     }
-  };
+    for (std::size_t i = 0; i < kParts; ++i) {
+      __builtin_memcpy(dst + 16 * i, &a[i], 16);
+      __builtin_memcpy(dst + n - kChunk + 16 * i, &b[i], 16);
+    }
+  } else {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    __builtin_memcpy(&a, src, kChunk);
+    __builtin_memcpy(&b, src + n - kChunk, kChunk);
+    __builtin_memcpy(dst, &a, kChunk);
+    __builtin_memcpy(dst + n - kChunk, &b, kChunk);
+  }
+}
+}  // namespace detail
+
+/// Copies message bytes: up to 128 bytes inline as two overlapping moves of a power-of-two
+/// size (no call, no size dispatch), larger ones via libc. Always inlined, moves included
+/// (GCC outlined a lambda for them in the benchmark binary): as an outlined call, or
+/// through libc's 64-byte vector moves, the copies of a 64 B message ran the ring at about
+/// half the speed (docs/performance.md).
+[[gnu::always_inline]] inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
   if (n > 128) {
     std::memcpy(dst, src, n);
   } else if (n > 64) {
-    two_moves.template operator()<64>();
+    detail::two_moves<64>(dst, src, n);
   } else if (n > 32) {
-    two_moves.template operator()<32>();
+    detail::two_moves<32>(dst, src, n);
   } else if (n > 16) {
-    two_moves.template operator()<16>();
+    detail::two_moves<16>(dst, src, n);
   } else if (n >= 8) {
-    two_moves.template operator()<8>();
+    detail::two_moves<8>(dst, src, n);
   } else {
     for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
@@ -276,10 +283,7 @@ class SpscByteRing {
 
   /// Copies one message in and publishes it. Producer thread only; wait-free.
   [[nodiscard]] Status try_push(std::span<const std::byte> payload) noexcept {
-    return try_push_with(payload.size(), [payload](std::span<std::byte> out) noexcept {
-      copy_bytes(out.data(), payload.data(), payload.size());
-      return payload.size();
-    });
+    return try_push_with(payload.size(), CopyIn{payload});
   }
 
   /// Reserves `n` bytes, lets fill(std::span<std::byte>) -> size_t write the message in
@@ -287,7 +291,8 @@ class SpscByteRing {
   /// The common case runs inline without a Writer (the cursor object cost a 64 B message
   /// about 4 ns). Producer thread only; wait-free.
   template <class Fill>
-  [[nodiscard]] Status try_push_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
+  [[nodiscard]] Status try_push_with(std::size_t n, Fill&& fill) noexcept(
+      noexcept(fill(std::span<std::byte>{}))) {
     const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
     const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
     if (fits_fast(tail, pushed, n, record_bytes(n))) [[likely]] {
@@ -357,6 +362,15 @@ class SpscByteRing {
   [[nodiscard]] std::uint64_t max_payload() const noexcept { return max_payload_; }
 
  private:
+  // try_push's fill: a named type, so that it can be forced inline (GCC outlined the
+  // lambda it replaced, and the 64 B copy with it, in the benchmark binary).
+  struct CopyIn {
+    std::span<const std::byte> payload;
+    [[gnu::always_inline]] std::size_t operator()(std::span<std::byte> out) const noexcept {
+      copy_bytes(out.data(), payload.data(), payload.size());
+      return payload.size();
+    }
+  };
   static constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
     return kRecordHeaderBytes + ((payload + 7) & ~std::uint64_t{7});
   }
