@@ -133,6 +133,16 @@ def timed_with_subinterpreter_consumer(consumer_code, produce):
     return dt
 
 
+def one_copy_tp(payload, n):
+    """The receiver's floor for a bytes message: building each new bytes object from a
+    buffer, one copy and nothing else, on one thread (no channel, no second core)."""
+    src = bytearray(payload)
+    t0 = now()
+    for _ in range(n):
+        bytes(src)
+    return now() - t0
+
+
 def interpqueues_tp(payload, n, pickled=False):
     """CPython 3.13's raw cross-interpreter queue, consumer spinning on get() in a
     subinterpreter. With pickled=True, objects are pickled/unpickled as its wrapper does."""
@@ -292,6 +302,8 @@ def main():
             add(case, "queue.Queue (threads)", rate(thread_queue_tp, payload, n=n_slow), "msgs/s")
         if has_iq and size != 4096:
             add(case, "_interpqueues (raw, spinning)", rate(interpqueues_tp, payload, n=n_slow), "msgs/s")
+        if size == 1 << 20:
+            add(case, "bytes(buffer) alone: one copy, no channel", rate(one_copy_tp, payload, n=n_fast), "msgs/s")
     big = b"x" * (64 << 20)
     n_big = max(2, 10 // q)
     add("bytes 64 MiB", "xchan send/recv", rate(xchan_tp, big, n=n_big), "msgs/s")
