@@ -126,24 +126,26 @@ void expect_all_in_order(Receiver& rx, std::uint64_t n) {
   EXPECT_EQ(rx.try_recv(out), Status::kEmpty);
 }
 
-TEST(ChannelTest, TrySendAfterADrainFillsTheWholeBuffer) {
+/// After a drain, sends 64-byte messages with send(tx, message) until it fails: they must
+/// fill the whole buffer (one undo) and arrive in order.
+template <class Send>
+void expect_a_burst_to_fill_the_buffer(Send send) {
   Pair p(burst_config());
   send_and_take_one(p);
   std::uint64_t n = 0;
-  while (p.tx.try_send(pattern(64, n)) == Status::kOk) ++n;
+  while (send(p.tx, pattern(64, n)) == Status::kOk) ++n;
   EXPECT_GE(n * 72 + 2 * 72, kBurstBytes);
   EXPECT_EQ(p.tx.channel()->stats().wraps_undone, 1U);
   expect_all_in_order(p.rx, n);
 }
 
+TEST(ChannelTest, TrySendAfterADrainFillsTheWholeBuffer) {
+  expect_a_burst_to_fill_the_buffer([](Sender& tx, std::span<const std::byte> m) { return tx.try_send(m); });
+}
+
 TEST(ChannelTest, BlockingSendAfterADrainTakesTheRoomBack) {
-  Pair p(burst_config());
-  send_and_take_one(p);
-  std::uint64_t n = 0;
-  while (p.tx.send(pattern(64, n), Deadline::after(100ms)) == Status::kOk) ++n;
-  EXPECT_GE(n * 72 + 2 * 72, kBurstBytes);
-  EXPECT_EQ(p.tx.channel()->stats().wraps_undone, 1U);
-  expect_all_in_order(p.rx, n);
+  expect_a_burst_to_fill_the_buffer(
+      [](Sender& tx, std::span<const std::byte> m) { return tx.send(m, Deadline::after(100ms)); });
 }
 
 TEST(ChannelTest, RoomIsTakenBackFromAnIdleReceiverInAnotherThread) {
