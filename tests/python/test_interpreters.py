@@ -42,6 +42,24 @@ class SpawnTest(unittest.TestCase):
         self.assertEqual(seen, n_workers * count)
         self.assertEqual(last, [count - 1] * n_workers)
 
+    def test_a_burst_from_another_interpreter_takes_back_room_from_an_idle_receiver(self):
+        # The receiver (this interpreter) has drained a message and then only waits: the
+        # worker's burst must fill the buffer, taking back the room behind the ring's early
+        # wrap from a receiver it has to wait out in another interpreter.
+        tx, rx = xchan.channel(capacity=1 << 20, max_bytes=1 << 20)
+        tx.send(b"x" * 1000)
+        rx.recv()
+        out_tx, out_rx = xchan.channel()
+        w = xchan.spawn(workers.burst, tx, out_tx)
+        sent, undone = out_rx.recv(timeout=60)
+        w.join()
+        self.assertGreaterEqual(sent * 80 + 2 * 80, 1 << 20)  # records are 80 bytes
+        self.assertEqual(undone, 1)
+        for i in range(sent):
+            self.assertEqual(rx.recv_nowait(), i.to_bytes(8, "little") * 8)
+        with self.assertRaises(xchan.ChannelEmpty):
+            rx.recv_nowait()
+
     def test_one_sender_fans_out_to_many_interpreters(self):
         jobs_tx, jobs_rx = xchan.channel(capacity=32)
         res_tx, res_rx = xchan.channel(capacity=4096)  # all results fit: we read them after sending

@@ -56,3 +56,16 @@ def send_back(out, *values):
 
 def send_type_back(out, value):
     out.send(f"{type(value).__name__} of {type(value[0]).__name__}")
+
+
+def burst(tx, out):
+    """Sends 64-byte messages without waiting until the channel is full; reports how many
+    went and how many wraps the channel undid to take them."""
+    sent = 0
+    try:
+        while True:
+            tx.send_nowait(sent.to_bytes(8, "little") * 8)
+            sent += 1
+    except xchan.ChannelFull:
+        pass
+    out.send((sent, tx.stats()["wraps_undone"]))
