@@ -470,12 +470,13 @@ PyObject* m_stats(PyObject* obj, PyObject*) {
   if (ch == nullptr) return nullptr;
   const ChannelStats s = ch->stats();
   return Py_BuildValue(
-      "{sKsKsKsKsKsKsKsKsIsIsIsI}", "sent", static_cast<unsigned long long>(s.sent), "received",
+      "{sKsKsKsKsKsKsKsKsKsKsIsIsIsI}", "sent", static_cast<unsigned long long>(s.sent), "received",
       static_cast<unsigned long long>(s.received), "queued", static_cast<unsigned long long>(s.queued),
       "queued_bytes", static_cast<unsigned long long>(s.queued_bytes), "capacity",
       static_cast<unsigned long long>(s.capacity), "max_bytes", static_cast<unsigned long long>(s.max_bytes),
       "max_message", static_cast<unsigned long long>(s.max_message), "wraps_undone",
-      static_cast<unsigned long long>(s.wraps_undone), "senders", s.senders, "receivers",
+      static_cast<unsigned long long>(s.wraps_undone), "high_water", static_cast<unsigned long long>(s.high_water),
+      "high_water_bytes", static_cast<unsigned long long>(s.high_water_bytes), "senders", s.senders, "receivers",
       s.receivers, "parked_senders", s.parked_senders, "parked_receivers", s.parked_receivers);
 }
 

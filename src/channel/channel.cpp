@@ -215,6 +215,9 @@ ChannelStats Channel::stats() const noexcept {
   s.max_bytes = ring.data_bytes();
   s.max_message = ring.max_payload();
   s.wraps_undone = ring.wraps_undone();
+  const core::SpscByteRing::HighWater hw = ring.high_water();
+  s.high_water = hw.records;
+  s.high_water_bytes = hw.bytes;
   s.senders = senders();
   s.receivers = receivers();
   s.parked_senders = not_full().waiters();

@@ -131,6 +131,37 @@ bool SpscByteRing::undo_wrap() noexcept {
   return true;  // `to` < `tail`: at least the padding's room came back
 }
 
+void SpscByteRing::look_at_consumer(std::uint64_t tail, std::uint64_t pushed) noexcept {
+  // SYNC POINT ring-reclaim (acquire): pairs with publish_head's release of head, so the
+  // consumer has finished reading the bytes we are about to overwrite.
+  cached_head_ = atomic_load(header_->head, std::memory_order_acquire);
+  // Relaxed: the record count guards no memory (the bytes are guarded by head); it shares
+  // head's line, so this costs no second miss.
+  cached_popped_ = atomic_load(header_->popped, std::memory_order_relaxed);
+  // The consumer may have taken records of our open batch, never more.
+  note_high_water(pushed - cached_popped_, tail - cached_head_);
+}
+
+void SpscByteRing::note_high_water(std::uint64_t records, std::uint64_t bytes) const noexcept {
+  // Relaxed maxima: statistics, guarding nothing. The producer writes them on its slow
+  // path only; stats() callers rarely.
+  auto raise = [](std::uint64_t& field, std::uint64_t value) {
+    std::uint64_t seen = atomic_load(field, std::memory_order_relaxed);
+    while (seen < value && !atomic_compare_exchange(field, seen, value, std::memory_order_relaxed)) {
+    }
+  };
+  raise(header_->high_water_records, records);
+  raise(header_->high_water_bytes, bytes);
+}
+
+SpscByteRing::HighWater SpscByteRing::high_water() const noexcept {
+  // What is in flight now counts too (so a channel that never filled still shows its
+  // depth when asked); clamped like size_approx().
+  note_high_water(size_approx(), bytes_approx());
+  return {atomic_load(header_->high_water_records, std::memory_order_relaxed),
+          atomic_load(header_->high_water_bytes, std::memory_order_relaxed)};
+}
+
 Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept {
   SpscByteRing& r = ring_;
   if (n > r.max_payload_) return Status::kTooLarge;
@@ -145,29 +176,24 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   // moves, a burst is filling the room that the undo gave back.
   bool may_wrap_early = offset != 0;
   const std::uint64_t hold = atomic_load(r.header_->hold_wraps_at, std::memory_order_relaxed);
-  if (hold != 0 && r.cached_head_ <= hold) {  // stale or still: look (head >= hold)
-    r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
-    may_wrap_early = r.cached_head_ != hold;
-  }
+  // At a boundary the producer looks at the consumer anyway (fresh indices for the early
+  // wrap, and a high-water sample at least every window of traffic).
+  if (at_boundary || (hold != 0 && r.cached_head_ <= hold)) r.look_at_consumer(tail_, pushed_);
+  if (hold != 0 && r.cached_head_ == hold) may_wrap_early = false;  // (head >= hold)
   if (pad == 0 && may_wrap_early && (at_boundary || need >= kLargeRecordBytes)) {
     // At a window boundary, or any large record: wrap early if the consumer has taken
     // enough that the padding costs no room we need (at most one head refresh), so that a
     // stream cycles through a window or two instead of walking the whole buffer.
-    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) {
-      r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);  // ring-reclaim
-    }
+    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) r.look_at_consumer(tail_, pushed_);
     if (tail_ + contiguous + need - r.cached_head_ <= r.data_bytes_) pad = contiguous;
   }
   const std::uint64_t total = pad + need;
   if (tail_ + total - r.cached_head_ > r.data_bytes_) {
-    // SYNC POINT ring-reclaim (acquire): pairs with Reader::publish's release of head, so
-    // the consumer has finished reading the bytes we are about to overwrite.
-    r.cached_head_ = atomic_load(r.header_->head, std::memory_order_acquire);
+    r.look_at_consumer(tail_, pushed_);
     if (tail_ + total - r.cached_head_ > r.data_bytes_) return Status::kFull;
   }
   if (pushed_ - r.cached_popped_ >= r.max_records_) {
-    // Relaxed: the record count guards no memory; the bytes are guarded by head above.
-    r.cached_popped_ = atomic_load(r.header_->popped, std::memory_order_relaxed);
+    r.look_at_consumer(tail_, pushed_);
     if (pushed_ - r.cached_popped_ >= r.max_records_) return Status::kFull;
   }
   reserved_at_ = tail_;

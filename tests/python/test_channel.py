@@ -390,6 +390,20 @@ class ChannelApiTest(unittest.TestCase):
                 self.assertEqual(len(got), sent)
                 self.assertEqual(set(got), {b"y" * 64})
 
+    def test_stats_high_water(self):
+        tx, rx = xchan.channel(capacity=8)
+        self.assertEqual(tx.stats()["high_water"], 0)
+        for i in range(8):
+            tx.send_nowait(i)
+        with self.assertRaises(xchan.ChannelFull):
+            tx.send_nowait(8)
+        self.assertEqual(rx.recv_many(8), list(range(8)))
+        s = rx.stats()
+        self.assertEqual(s["high_water"], 8)  # exact: the channel filled up
+        self.assertGreaterEqual(s["high_water_bytes"], 8 * 16)
+        tx.send(1)
+        self.assertEqual(tx.stats()["high_water"], 8)  # never falls
+
     def test_send_many_and_recv_many(self):
         tx, rx = xchan.channel(capacity=64)
         self.assertEqual(tx.send_many(range(10)), 10)

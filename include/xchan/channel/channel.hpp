@@ -47,6 +47,8 @@ struct ChannelStats {
   std::uint64_t max_bytes;        // buffer bytes
   std::uint64_t max_message;      // largest payload
   std::uint64_t wraps_undone;     // room taken back from behind a wrap (reclaim_stranded)
+  std::uint64_t high_water;       // most messages seen in flight (SpscByteRing::high_water)
+  std::uint64_t high_water_bytes; // most buffer bytes seen in flight
   std::uint32_t senders;          // open Sender handles
   std::uint32_t receivers;        // open Receiver handles
   std::uint32_t parked_senders;   // senders parked (or about to park) for room

@@ -65,6 +65,8 @@ struct RingHeader {
   std::uint64_t padded_at;                 // index of the latest padding record (0: none)
   std::uint64_t hold_wraps_at;             // no early wrap while head is here (0: none)
   std::uint64_t wraps_undone;              // times undo_wrap() moved records back
+  std::uint64_t high_water_records;        // most records seen in flight (see high_water)
+  std::uint64_t high_water_bytes;          // most bytes seen in flight
   alignas(kCacheLine) std::uint64_t head;  // bytes ever released
   std::uint64_t popped;                    // records ever released
 };
@@ -354,6 +356,17 @@ class SpscByteRing {
   [[nodiscard]] std::uint64_t popped() const noexcept {
     return atomic_load(header_->popped, std::memory_order_relaxed);
   }
+  /// The most records and bytes seen in flight: exact whenever the ring filled up (the
+  /// producer then looks at the consumer's indices), otherwise sampled when the producer
+  /// looks anyway: at every window-sized boundary (256 KiB of traffic, or a lap of a
+  /// smaller buffer) and at each call of this function, which also counts what is in
+  /// flight now. A short peak in between may not show. Any thread.
+  struct HighWater {
+    std::uint64_t records;
+    std::uint64_t bytes;
+  };
+  [[nodiscard]] HighWater high_water() const noexcept;
+
   [[nodiscard]] std::uint64_t wraps_undone() const noexcept {
     return atomic_load(header_->wraps_undone, std::memory_order_relaxed);
   }
@@ -371,6 +384,12 @@ class SpscByteRing {
       return payload.size();
     }
   };
+  // Producer: refreshes the cached copies of the consumer's indices (one line) and notes
+  // what is in flight for the high-water marks. `tail`, `pushed`: the producer's own,
+  // its open batch included.
+  void look_at_consumer(std::uint64_t tail, std::uint64_t pushed) noexcept;
+  // Raises the high-water marks to at least these (any thread; atomic maximum).
+  void note_high_water(std::uint64_t records, std::uint64_t bytes) const noexcept;
   static constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
     return kRecordHeaderBytes + ((payload + 7) & ~std::uint64_t{7});
   }

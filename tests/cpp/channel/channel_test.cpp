@@ -412,6 +412,10 @@ TEST(ChannelTest, StatsCountTraffic) {
   EXPECT_EQ(s.senders, 1U);
   EXPECT_EQ(s.receivers, 1U);
   EXPECT_EQ(s.parked_receivers, 0U);
+  // Sampled: nobody looked while 5 were in flight (the channel never filled, and no
+  // window boundary was crossed), so the mark is what is in flight when asked.
+  EXPECT_EQ(s.high_water, 4U);
+  EXPECT_EQ(s.high_water_bytes, 4U * 16U);
 }
 
 TEST(ChannelTest, ParkedReceiverShowsInStats) {

@@ -441,6 +441,36 @@ TEST(SpscByteRingTest, UndoWrapLeavesAWrapTheConsumerPassedAlone) {
   EXPECT_FALSE(fresh.ring.undo_wrap());  // never wrapped
 }
 
+TEST(SpscByteRingTest, HighWaterIsExactWhenTheRingFills) {
+  // Full by records: the producer looks at the consumer before it reports Full.
+  OwnedRing by_count(4096, 5);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(by_count.ring.try_push(pattern(8, i)), Status::kOk);
+  EXPECT_EQ(by_count.ring.try_push(pattern(8, 5)), Status::kFull);
+  Status s;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(matches_pattern(pop(by_count.ring, s), i));
+  EXPECT_EQ(by_count.ring.high_water().records, 5U);
+  EXPECT_EQ(by_count.ring.high_water().bytes, 5U * 16U);
+  // Full by bytes: four 1008-byte records in 4096 bytes.
+  OwnedRing by_bytes(4096, 1000);
+  int n = 0;
+  while (by_bytes.ring.try_push(pattern(1000, n)) == Status::kOk) ++n;
+  for (int i = 0; i < n; ++i) ASSERT_TRUE(matches_pattern(pop(by_bytes.ring, s), i));
+  EXPECT_EQ(by_bytes.ring.high_water().records, static_cast<std::uint64_t>(n));
+  EXPECT_EQ(by_bytes.ring.high_water().bytes, static_cast<std::uint64_t>(n) * 1008U);
+}
+
+TEST(SpscByteRingTest, HighWaterKeepsWhatItWasAskedAndNeverFalls) {
+  OwnedRing r(4096, 100);
+  EXPECT_EQ(r.ring.high_water().records, 0U);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(r.ring.try_push(pattern(8, i)), Status::kOk);
+  EXPECT_EQ(r.ring.high_water().records, 3U);  // what is in flight now counts
+  Status s;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+  ASSERT_EQ(r.ring.try_push(pattern(8, 3)), Status::kOk);
+  EXPECT_EQ(r.ring.high_water().records, 3U);
+  EXPECT_EQ(r.ring.high_water().bytes, 3U * 16U);
+}
+
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 20);
