@@ -99,15 +99,21 @@ bool SpscByteRing::undo_wrap() noexcept {
   // overlaps its source. It must also end before the buffer does (a wrap at the very end
   // never qualifies: its record did not fit there).
   if (tail < front || (pad & mask_) + (tail - front) > data_bytes_) return false;
+  // All or nothing: these are our own records, and anything else means the memory was
+  // overwritten. Then leave everything as it is (the consumer will report it) rather than
+  // move half of them.
+  for (std::uint64_t at = front; at < tail;) {
+    std::uint64_t len = 0;
+    if (!is_data_record(at, atomic_load(word_at(at), std::memory_order_relaxed), len) || at + len > tail) {
+      return false;
+    }
+    at += len;
+  }
   std::uint64_t from = front;
   std::uint64_t to = pad;
   while (from < tail) {
-    const RecordWord word = atomic_load(word_at(from), std::memory_order_relaxed);
-    const auto size = static_cast<std::uint32_t>(word);
-    std::uint64_t len = 0;
-    // Our own records; anything else means the memory was overwritten: leave it alone (the
-    // consumer reports it).
-    if (!is_data_record(from, word, len) || from + len > tail) return false;
+    const auto size = static_cast<std::uint32_t>(atomic_load(word_at(from), std::memory_order_relaxed));
+    const std::uint64_t len = record_bytes(size);
     copy_bytes(data_ + (to & mask_) + kRecordHeaderBytes, data_ + (from & mask_) + kRecordHeaderBytes, size);
     atomic_store(word_at(to), record_word(to, size), std::memory_order_relaxed);
     // The old word would read as a record when the producer next reaches `from`.

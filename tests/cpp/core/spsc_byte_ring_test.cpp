@@ -427,6 +427,33 @@ TEST(SpscByteRingTest, UndoWrapWithTheConsumerAnywhereBeforeThePadding) {
   }
 }
 
+TEST(SpscByteRingTest, UndoWrapOverCorruptedRecordsMovesNothing) {
+  // A record written since the wrap was overwritten (shared memory scribbled on): the undo
+  // refuses as a whole, and the consumer reports the corruption when it gets there.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 24);
+  burst_after_a_drain(r, 0);
+  ASSERT_TRUE(r.ring.stranded(64));
+  const std::uint64_t tail = r.header.tail;
+  std::vector<std::byte> before(r.bytes().begin(), r.bytes().end());
+  // The third record at the front gets a garbage header word.
+  const std::uint64_t third = 2 * 72;
+  std::memset(r.bytes().data() + third, 0xab, 8);
+  before.assign(r.bytes().begin(), r.bytes().end());
+  EXPECT_FALSE(r.ring.undo_wrap());
+  EXPECT_EQ(r.header.tail, tail);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), r.bytes().begin()));
+  // The records before the garbage arrive; then the ring looks empty although `tail` says
+  // otherwise, which is corruption.
+  Status s = Status::kOk;
+  std::uint64_t got = 0;
+  while (pop(r.ring, s), s == Status::kOk) ++got;
+  EXPECT_EQ(s, Status::kEmpty);
+  EXPECT_GT(got, 2U);
+  SpscByteRing::Reader reader(r.ring);
+  EXPECT_EQ(reader.verify_empty(), Status::kCorrupted);
+}
+
 TEST(SpscByteRingTest, UndoWrapLeavesAWrapTheConsumerPassedAlone) {
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 24);
