@@ -93,6 +93,14 @@ bool SpscByteRing::undo_wrap() noexcept {
   const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
   if (pad == 0 || head > pad) return false;  // none, or the consumer is past it
   // (An early wrap needs head > 0, so hold_wraps_at = head below is never the "none" 0.)
+  // `padded_at` must name a padding record that runs to the end of the buffer; if the
+  // header was overwritten, moving records would scramble the ones in flight.
+  const RecordWord padding = atomic_load(word_at(pad), std::memory_order_relaxed);
+  const auto skip = static_cast<std::uint32_t>(padding);
+  if (static_cast<std::uint32_t>(padding >> 32) != record_stamp(pad) || (skip & kPaddingFlag) == 0 ||
+      (pad & mask_) + kRecordHeaderBytes + (skip & ~kPaddingFlag) != data_bytes_) {
+    return false;
+  }
   const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));
   // Everything from `front` to `tail` was written after the wrap, within the room before
   // the consumer: at most (head & mask_) <= (pad & mask_) bytes, so the move never

@@ -454,6 +454,22 @@ TEST(SpscByteRingTest, UndoWrapOverCorruptedRecordsMovesNothing) {
   EXPECT_EQ(reader.verify_empty(), Status::kCorrupted);
 }
 
+TEST(SpscByteRingTest, UndoWrapTrustsNoPaddingIndexThatNamesNoPadding) {
+  // `padded_at` overwritten to point into records still in flight: nothing moves.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 24);
+  burst_after_a_drain(r, 0);
+  const std::uint64_t pad = r.header.padded_at;
+  const std::uint64_t tail = r.header.tail;
+  std::vector<std::byte> before(r.bytes().begin(), r.bytes().end());
+  r.header.padded_at = pad - 10 * 72;  // a data record, not the padding
+  EXPECT_FALSE(r.ring.undo_wrap());
+  EXPECT_EQ(r.header.tail, tail);
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), r.bytes().begin()));
+  r.header.padded_at = pad;  // the real one still works
+  EXPECT_TRUE(r.ring.undo_wrap());
+}
+
 TEST(SpscByteRingTest, UndoWrapLeavesAWrapTheConsumerPassedAlone) {
   constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
   OwnedRing r(kBytes, 1 << 24);
