@@ -104,9 +104,12 @@ bool SpscByteRing::undo_wrap() noexcept {
   const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));
   // Everything from `front` to `tail` was written after the wrap, within the room before
   // the consumer: at most (head & mask_) <= (pad & mask_) bytes, so the move never
-  // overlaps its source. It must also end before the buffer does (a wrap at the very end
-  // never qualifies: its record did not fit there).
-  if (tail < front || (pad & mask_) + (tail - front) > data_bytes_) return false;
+  // overlaps its source (checked all the same: the indices could have been overwritten).
+  // It must also end before the buffer does (a wrap at the very end never qualifies: its
+  // record did not fit there).
+  if (tail < front || tail - front > (pad & mask_) || (pad & mask_) + (tail - front) > data_bytes_) {
+    return false;
+  }
   // All or nothing: these are our own records, and anything else means the memory was
   // overwritten. Then leave everything as it is (the consumer will report it) rather than
   // move half of them.
