@@ -75,15 +75,27 @@ bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
   return bytes_in_flight + total <= data_bytes_ && records_in_flight < max_records_;
 }
 
+bool SpscByteRing::undo_fits(std::uint64_t pad, std::uint64_t head, std::uint64_t tail,
+                             std::uint64_t& front) const noexcept {
+  if (pad == 0 || head > pad) return false;  // none, or the consumer is past it
+  front = pad + (data_bytes_ - (pad & mask_));  // where the wrap went
+  // Everything from `front` to `tail` was written after the wrap, within the room before
+  // the consumer: at most (head & mask_) <= (pad & mask_) bytes, so the move never
+  // overlaps its source (checked all the same: the indices may be stale, or overwritten).
+  // It must also end before the buffer does (a wrap at the very end never qualifies: its
+  // record did not fit there).
+  if (tail < front) return false;
+  const std::uint64_t moved = tail - front;
+  return moved <= (pad & mask_) && (pad & mask_) + moved <= data_bytes_;
+}
+
 bool SpscByteRing::stranded(std::size_t n) const noexcept {
   const std::uint64_t pad = atomic_load(header_->padded_at, std::memory_order_relaxed);
   const std::uint64_t head = atomic_load(header_->head, std::memory_order_relaxed);
   const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
-  if (pad == 0 || head > pad || n > max_payload_) return false;
-  const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));  // where the wrap went
-  if (tail < front) return false;  // stale indices
-  const std::uint64_t moved = tail - front;
-  return (pad & mask_) + moved <= data_bytes_ && pad + moved + record_bytes(n) <= head + data_bytes_;
+  std::uint64_t front = 0;
+  return n <= max_payload_ && undo_fits(pad, head, tail, front) &&
+         pad + (tail - front) + record_bytes(n) <= head + data_bytes_;
 }
 
 bool SpscByteRing::undo_wrap() noexcept {
@@ -91,7 +103,8 @@ bool SpscByteRing::undo_wrap() noexcept {
   // Acquire: ring-reclaim; also, the caller keeps the consumer out, so head is still.
   const std::uint64_t head = atomic_load(header_->head, std::memory_order_acquire);
   const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
-  if (pad == 0 || head > pad) return false;  // none, or the consumer is past it
+  std::uint64_t front = 0;
+  if (!undo_fits(pad, head, tail, front)) return false;
   // (An early wrap needs head > 0, so hold_wraps_at = head below is never the "none" 0.)
   // `padded_at` must name a padding record that runs to the end of the buffer; if the
   // header was overwritten, moving records would scramble the ones in flight.
@@ -99,15 +112,6 @@ bool SpscByteRing::undo_wrap() noexcept {
   const auto skip = static_cast<std::uint32_t>(padding);
   if (static_cast<std::uint32_t>(padding >> 32) != record_stamp(pad) || (skip & kPaddingFlag) == 0 ||
       (pad & mask_) + kRecordHeaderBytes + (skip & ~kPaddingFlag) != data_bytes_) {
-    return false;
-  }
-  const std::uint64_t front = pad + (data_bytes_ - (pad & mask_));
-  // Everything from `front` to `tail` was written after the wrap, within the room before
-  // the consumer: at most (head & mask_) <= (pad & mask_) bytes, so the move never
-  // overlaps its source (checked all the same: the indices could have been overwritten).
-  // It must also end before the buffer does (a wrap at the very end never qualifies: its
-  // record did not fit there).
-  if (tail < front || tail - front > (pad & mask_) || (pad & mask_) + (tail - front) > data_bytes_) {
     return false;
   }
   // All or nothing: these are our own records, and anything else means the memory was
@@ -134,10 +138,7 @@ bool SpscByteRing::undo_wrap() noexcept {
   }
   // The slot after the last moved record may hold an old word valid for that index (as
   // in seal_record); with nothing moved it is the padding itself.
-  if (to - head < data_bytes_ &&
-      static_cast<std::uint32_t>(atomic_load(word_at(to), std::memory_order_relaxed) >> 32) == record_stamp(to)) {
-    atomic_store(word_at(to), RecordWord{0}, std::memory_order_relaxed);
-  }
+  clear_stale_word(to, head);
   atomic_store(header_->padded_at, std::uint64_t{0}, std::memory_order_relaxed);
   atomic_store(header_->hold_wraps_at, head, std::memory_order_relaxed);
   atomic_store(header_->wraps_undone, atomic_load(header_->wraps_undone, std::memory_order_relaxed) + 1,
@@ -193,31 +194,34 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   // moves, a burst is filling the room that the undo gave back.
   bool may_wrap_early = offset != 0;
   const std::uint64_t hold = atomic_load(r.header_->hold_wraps_at, std::memory_order_relaxed);
+  // The consumer's indices are read at most once per reservation: a second read right
+  // after the first would only cost another miss on its line.
+  bool looked = false;
+  auto look = [&] {
+    if (!looked) r.look_at_consumer(tail_, pushed_);
+    looked = true;
+  };
   // At a boundary the producer looks at the consumer anyway (fresh indices for the early
   // wrap, and a high-water sample at least every window of traffic).
-  if (at_boundary || (hold != 0 && r.cached_head_ <= hold)) r.look_at_consumer(tail_, pushed_);
+  if (at_boundary || (hold != 0 && r.cached_head_ <= hold)) look();
   if (hold != 0 && r.cached_head_ == hold) may_wrap_early = false;  // (head >= hold)
   if (pad == 0 && may_wrap_early && (at_boundary || need >= kLargeRecordBytes)) {
     // At a window boundary, or any large record: wrap early if the consumer has taken
     // enough that the padding costs no room we need (at most one head refresh), so that a
     // stream cycles through a window or two instead of walking the whole buffer.
-    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) r.look_at_consumer(tail_, pushed_);
+    if (tail_ + contiguous + need - r.cached_head_ > r.data_bytes_) look();
     if (tail_ + contiguous + need - r.cached_head_ <= r.data_bytes_) pad = contiguous;
   }
   const std::uint64_t total = pad + need;
   if (tail_ + total - r.cached_head_ > r.data_bytes_) {
-    r.look_at_consumer(tail_, pushed_);
+    look();
     if (tail_ + total - r.cached_head_ > r.data_bytes_) return Status::kFull;
   }
   if (pushed_ - r.cached_popped_ >= r.max_records_) {
-    r.look_at_consumer(tail_, pushed_);
+    look();
     if (pushed_ - r.cached_popped_ >= r.max_records_) return Status::kFull;
   }
-  reserved_at_ = tail_;
-  reserved_pad_ = pad;
-  reserved_size_ = n;
-  open_ = true;
-  out = std::span<std::byte>(r.data_ + ((tail_ + pad) & r.mask_) + kRecordHeaderBytes, n);
+  out = open_reservation(pad, n);
   return Status::kOk;
 }
 

@@ -18,7 +18,6 @@
 // reads the flag; it is 0 (always lock) unless set.
 #pragma once
 
-
 #include "xchan/core/spin_lock.hpp"
 #include "xchan/core/spsc_byte_ring.hpp"
 

@@ -234,6 +234,15 @@ class SpscByteRing {
    private:
     // try_reserve's general case: padding, early wrap, large records, index refreshes.
     [[nodiscard]] Status reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept;
+    // Opens the reservation of a payload of `n` bytes after `pad` bytes of padding at tail_;
+    // returns where the payload goes.
+    std::span<std::byte> open_reservation(std::uint64_t pad, std::size_t n) noexcept {
+      reserved_at_ = tail_;
+      reserved_pad_ = pad;
+      reserved_size_ = n;
+      open_ = true;
+      return {ring_.data_ + ((tail_ + pad) & ring_.mask_) + kRecordHeaderBytes, n};
+    }
 
     SpscByteRing& ring_;
     std::uint64_t tail_;    // where the next record goes (includes unpublished records)
@@ -300,8 +309,9 @@ class SpscByteRing {
     if (fits_fast(tail, pushed, n, record_bytes(n))) [[likely]] {
       std::size_t used = fill(std::span<std::byte>(data_ + (tail & mask_) + kRecordHeaderBytes, n));
       if (used > n) used = n;
-      seal_record(tail, tail + record_bytes(used), static_cast<std::uint32_t>(used));
-      publish_tail(tail + record_bytes(used), pushed + 1);
+      const std::uint64_t next = tail + record_bytes(used);
+      seal_record(tail, next, static_cast<std::uint32_t>(used));
+      publish_tail(next, pushed + 1);
       return Status::kOk;
     }
     Writer w(*this);
@@ -388,6 +398,11 @@ class SpscByteRing {
   // what is in flight for the high-water marks. `tail`, `pushed`: the producer's own,
   // its open batch included.
   void look_at_consumer(std::uint64_t tail, std::uint64_t pushed) noexcept;
+  // Whether these indices admit undoing the wrap whose padding is at `pad`: the consumer
+  // has not passed it, and the records written since (from `front`, set here, to `tail`)
+  // fit between the padding and the buffer's end without overlapping where they are.
+  [[nodiscard]] bool undo_fits(std::uint64_t pad, std::uint64_t head, std::uint64_t tail,
+                               std::uint64_t& front) const noexcept;
   // Raises the high-water marks to at least these (any thread; atomic maximum).
   void note_high_water(std::uint64_t records, std::uint64_t bytes) const noexcept;
   static constexpr std::uint64_t record_bytes(std::uint64_t payload) noexcept {
@@ -407,6 +422,16 @@ class SpscByteRing {
     // so never across the buffer's end either (the buffer is a whole number of windows).
     return n <= max_payload_ && ((tail - 1) & (hot_window_ - 1)) + need < hot_window_ && need < kLargeRecordBytes &&
            tail + need - cached_head_ <= data_bytes_ && pushed - cached_popped_ < max_records_;
+  }
+  /// Zeroes the word at `next` if an earlier lap left one there that reads as the record
+  /// for that index (see seal_record). Only while `next` is free space: a full lap past
+  /// `head` (a lower bound of the consumer's) it is the header of the record at head.
+  [[gnu::always_inline]] void clear_stale_word(std::uint64_t next, std::uint64_t head) noexcept {
+    if (next - head >= data_bytes_) return;
+    RecordWord& slot = word_at(next);
+    if (static_cast<std::uint32_t>(atomic_load(slot, std::memory_order_relaxed) >> 32) == record_stamp(next)) {
+      atomic_store(slot, RecordWord{0}, std::memory_order_relaxed);
+    }
   }
   /// Publishes the data record of `used` bytes at `at`, whose successor goes at `next`.
   void seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept;
@@ -454,11 +479,7 @@ inline Status SpscByteRing::Writer::try_reserve(std::size_t n, std::span<std::by
   SpscByteRing& r = ring_;
   const std::uint64_t need = record_bytes(n);
   if (!r.fits_fast(tail_, pushed_, n, need)) return reserve_slow(n, out);
-  reserved_at_ = tail_;
-  reserved_pad_ = 0;
-  reserved_size_ = n;
-  open_ = true;
-  out = std::span<std::byte>(r.data_ + (tail_ & r.mask_) + kRecordHeaderBytes, n);
+  out = open_reservation(0, n);
   return Status::kOk;
 }
 
@@ -491,13 +512,7 @@ inline void SpscByteRing::seal_record(std::uint64_t at, std::uint64_t next, std:
   // move its line once more per message. The slot is free space (only we write it), so
   // the check cannot race. When it is not free the ring is exactly full and the slot holds
   // the header of the record at `cached_head_`, one lap back: its stamp cannot match.
-  if (next - cached_head_ < data_bytes_) {
-    RecordWord& slot = word_at(next);
-    if (static_cast<std::uint32_t>(atomic_load(slot, std::memory_order_relaxed) >> 32) ==
-        record_stamp(next)) {
-      atomic_store(slot, RecordWord{0}, std::memory_order_relaxed);
-    }
-  }
+  clear_stale_word(next, cached_head_);
   // SYNC POINT record-publish (release): pairs with Reader::try_peek's acquire of the
   // word; the payload and the zeroed next slot are visible once the stamp is.
   atomic_store(word_at(at), record_word(at, used), std::memory_order_release);
