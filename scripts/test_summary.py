@@ -2,13 +2,18 @@
 """Counts test cases across meson build directories and prints 'N passed, N failed, N skipped'.
 
 Reads each build's meson-logs/testlog.json: a GoogleTest binary counts its cases, a
-unittest run counts its tests, anything else counts as one test. Exits 1 if anything
-failed or if no test ran at all.
+unittest run counts its tests, anything else counts as one test. Before the count it names
+every test that did not pass, with the case it was in and the last lines it printed, so
+that the end of a long CI log says what failed. Exits 1 if anything failed or if no test
+ran at all.
 """
 import json
 import re
 import sys
 from pathlib import Path
+
+TAIL_LINES = 25
+HEAD_LINES = 60
 
 
 def count(entry):
@@ -33,20 +38,50 @@ def count(entry):
     return (1, 0, 0) if ok else (0, 1, 0)
 
 
+def describe_failure(build_dir, entry):
+    """What a failed meson test was doing: its result, the cases that failed or the one it
+    was in when it stopped, and the last lines of its output."""
+    out = entry.get("stdout") or ""
+    lines = [f"--- {build_dir}: {entry.get('name')}: {entry.get('result')} "
+             f"(exit {entry.get('returncode')}, {entry.get('duration', 0):.1f} s)"]
+    failed_cases = re.findall(r"^\[  FAILED  \] (\S+) \(", out, re.M)
+    started = re.findall(r"^\[ RUN      \] (\S+)", out, re.M)
+    finished = set(re.findall(r"^\[  (?:     OK|FAILED ) \] (\S+) \(", out, re.M))
+    unfinished = [c for c in started if c not in finished]
+    if failed_cases:
+        lines.append("failed cases: " + ", ".join(failed_cases))
+    if unfinished:
+        lines.append("stopped inside: " + ", ".join(unfinished))
+    out_lines = out.rstrip().splitlines()
+    runs = [i for i, l in enumerate(out_lines) if l.startswith("[ RUN      ] ")]
+    if unfinished and runs:  # a crash report starts after the case's RUN line
+        shown = out_lines[runs[-1]:runs[-1] + HEAD_LINES]
+    else:
+        shown = out_lines[-TAIL_LINES:]
+    lines.extend(shown)
+    return "\n".join(lines)
+
+
 def main(build_dirs):
     passed = failed = skipped = 0
+    reports = []
     for d in build_dirs:
         log = Path(d) / "meson-logs" / "testlog.json"
         if not log.exists():
-            print(f"{d}: no test log", file=sys.stderr)
+            reports.append(f"--- {d}: no test log")
             failed += 1
             continue
         for line in log.read_text().splitlines():
             if line.strip():
-                p, f, k = count(json.loads(line))
+                entry = json.loads(line)
+                p, f, k = count(entry)
                 passed += p
                 failed += f
                 skipped += k
+                if f:
+                    reports.append(describe_failure(d, entry))
+    for report in reports:
+        print(report)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed or passed == 0 else 0
 
