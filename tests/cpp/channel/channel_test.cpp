@@ -155,7 +155,7 @@ TEST(ChannelTest, RoomIsTakenBackFromAnIdleReceiverInAnotherThread) {
   send_and_take_one(p);
   std::atomic<bool> burst_sent{false};
   std::uint64_t n = 0;
-  std::thread receiver([&] {
+  std::jthread receiver([&] {
     while (!burst_sent.load()) std::this_thread::sleep_for(1ms);
     expect_all_in_order(p.rx, n);
   });
@@ -181,8 +181,8 @@ TEST(ChannelTest, TwoSendersBurstingAfterADrainFillTheBufferInOrder) {
     while (tx.try_send(pattern(64, (id << 32) | seq)) == Status::kOk) ++seq;
     total += seq;
   };
-  std::thread a(burst, p.tx, 1);
-  std::thread b(burst, p.tx, 2);
+  std::jthread a(burst, p.tx, 1);
+  std::jthread b(burst, p.tx, 2);
   a.join();
   b.join();
   EXPECT_GE(total.load() * 72 + 2 * 72, kBurstBytes);
@@ -210,7 +210,7 @@ TEST(ChannelTest, RoomTakenBackWhileAReceiverComesAndGoesLosesNothing) {
   // side switching between lock-free and locked). Every message arrives once, in order.
   constexpr std::uint64_t kMessages = 60'000;
   Pair p(small(1 << 20, 512 * 1024));
-  std::thread receiver([&] {
+  std::jthread receiver([&] {
     std::vector<std::byte> out;
     std::uint64_t got = 0;
     while (got < kMessages) {
@@ -273,7 +273,7 @@ TEST(ChannelTest, SendTimesOutWhileFull) {
 
 TEST(ChannelTest, ParkedReceiverWakesWhenAMessageArrives) {
   Pair p(small(4));
-  std::thread sender([&] {
+  std::jthread sender([&] {
     std::this_thread::sleep_for(30ms);
     ASSERT_EQ(p.tx.send(pattern(16, 3), Deadline::never()), Status::kOk);
   });
@@ -286,7 +286,7 @@ TEST(ChannelTest, ParkedReceiverWakesWhenAMessageArrives) {
 TEST(ChannelTest, ParkedSenderWakesWhenRoomAppears) {
   Pair p(small(1));
   ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
-  std::thread receiver([&] {
+  std::jthread receiver([&] {
     std::this_thread::sleep_for(30ms);
     std::vector<std::byte> out;
     ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
@@ -333,7 +333,7 @@ TEST(ChannelTest, ClosedHandleReportsClosed) {
 
 TEST(ChannelTest, LastSenderClosingWakesParkedReceiverPromptly) {
   Pair p(small(8));
-  std::thread closer([&] {
+  std::jthread closer([&] {
     std::this_thread::sleep_for(30ms);
     p.tx.close();
   });
@@ -347,7 +347,7 @@ TEST(ChannelTest, LastSenderClosingWakesParkedReceiverPromptly) {
 TEST(ChannelTest, LastReceiverClosingWakesParkedSenderPromptly) {
   Pair p(small(1));
   ASSERT_EQ(p.tx.try_send(pattern(4, 1)), Status::kOk);
-  std::thread closer([&] {
+  std::jthread closer([&] {
     std::this_thread::sleep_for(30ms);
     p.rx.close();
   });
@@ -455,7 +455,7 @@ TEST(ChannelTest, StatsCountTraffic) {
 
 TEST(ChannelTest, ParkedReceiverShowsInStats) {
   Pair p(small(4));
-  std::thread receiver([&] {
+  std::jthread receiver([&] {
     std::vector<std::byte> out;
     EXPECT_EQ(p.rx.recv(out, Deadline::after(10s)), Status::kOk);
   });
@@ -474,7 +474,7 @@ TEST(ChannelTest, SignalInterruptsAParkedReceiver) {
   Pair p(small(4));
   std::atomic<bool> done{false};
   Status result = Status::kOk;
-  std::thread receiver([&] {
+  std::jthread receiver([&] {
     std::vector<std::byte> out;
     result = p.rx.recv(out, Deadline::after(10s));
     done = true;

@@ -77,7 +77,7 @@ TEST_P(EventCountTest, NotifyFromAnotherThreadBetweenPrepareAndWaitIsNotLost) {
   EventCountWord word{};
   EventCount w = ec(word);
   const auto key = w.prepare_wait();
-  std::thread([&] { ec(word).notify_all(); }).join();
+  std::jthread([&] { ec(word).notify_all(); }).join();
   EXPECT_EQ(w.wait(key, Deadline::after(5s)), Status::kOk);
 }
 
@@ -110,7 +110,7 @@ TEST_P(EventCountTest, CancelWaitWithdrawsTheWaiter) {
 TEST_P(EventCountTest, ParkedWaiterIsWokenByNotify) {
   EventCountWord word{};
   std::atomic<bool> ready{false};
-  std::thread waiter([&] {
+  std::jthread waiter([&] {
     EventCount w = ec(word);
     for (;;) {
       const auto key = w.prepare_wait();
@@ -146,7 +146,7 @@ std::uint32_t lost_wake_ups(Fencing fencing, QuietNotifies quiet_notifies) {
     seed = seed * 1'664'525U + 1'013'904'223U;  // LCG: offsets of 0..63 PAUSEs
     for (std::uint32_t i = (seed >> 16) & 63U; i > 0; --i) core::cpu_relax();
   };
-  std::thread notifier([&] {
+  std::jthread notifier([&] {
     EventCount n(word, fencing);
     std::uint32_t seed = 7;
     for (std::uint32_t round = 1; round <= kRounds; ++round) {
@@ -220,8 +220,8 @@ TEST_P(EventCountTest, PingPongLosesNoWakeUp) {
       w.notify_all();
     }
   };
-  std::thread a(player, 0U);
-  std::thread b(player, 1U);
+  std::jthread a(player, 0U);
+  std::jthread b(player, 1U);
   a.join();
   b.join();
   EXPECT_EQ(turn.load(), 2 * kRounds);

@@ -54,7 +54,7 @@ TEST(MpmcByteRingTest, ManyProducersManyConsumersDeliverExactlyOnceInProducerOrd
   std::atomic<std::uint64_t> consumed{0};
   std::atomic<bool> failed{false};
 
-  std::vector<std::thread> threads;
+  std::vector<std::jthread> threads;
   for (std::uint32_t p = 0; p < kProducers; ++p) {
     threads.emplace_back([&, p] {
       for (std::uint32_t i = 0; i < kPerProducer; ++i) {

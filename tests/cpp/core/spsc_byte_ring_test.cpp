@@ -593,7 +593,7 @@ TEST(SpscByteRingTest, TwoThreadsDeliverEveryMessageOnceInOrder) {
   OwnedRing r(1024, 64);
   constexpr std::uint64_t kCount = 200'000;
   const std::uint64_t max = r.ring.max_payload();
-  std::thread producer([&] {
+  std::jthread producer([&] {
     for (std::uint64_t i = 0; i < kCount; ++i) {
       const auto msg = pattern((i * 37) % (max + 1), i);
       while (r.ring.try_push(msg) != Status::kOk) std::this_thread::yield();

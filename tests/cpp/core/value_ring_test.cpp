@@ -64,7 +64,7 @@ TEST(ValueRingTest, FullRingConstructsNothing) {
 TEST(ValueRingTest, OwningTypesCrossThreadsWithoutLeaks) {
   ValueRing<std::string> ring(64);
   constexpr int kCount = 50'000;
-  std::thread producer([&] {
+  std::jthread producer([&] {
     for (int i = 0; i < kCount; ++i) {
       std::string s(static_cast<std::size_t>(20 + i % 50), static_cast<char>('a' + i % 26));
       while (!ring.try_emplace(std::move(s))) std::this_thread::yield();

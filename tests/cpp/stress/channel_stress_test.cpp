@@ -48,7 +48,7 @@ TEST_P(ChannelStressTest, EveryMessageArrivesOnceIntactInProducerOrder) {
   std::atomic<std::uint64_t> bad{0};
   std::atomic<std::uint64_t> received{0};
 
-  std::vector<std::thread> threads;
+  std::vector<std::jthread> threads;
   for (std::uint32_t p = 0; p < prm.producers; ++p) {
     threads.emplace_back([&, p, mine = Sender(tx)]() mutable {
       if (prm.batched) {
@@ -160,7 +160,7 @@ TEST(ChannelSideTest, EndsOpeningAndClosingDuringLockFreeTrafficLoseNothing) {
   };
   const auto deadline = [] { return Deadline::after(std::chrono::seconds(30)); };
   std::atomic<std::uint64_t> bad{0};
-  std::thread producer([&] {  // the first sender: lock-free while it is the only one
+  std::jthread producer([&] {  // the first sender: lock-free while it is the only one
     std::vector<std::byte> msg(kSize, std::byte{0x5a});
     for (std::uint32_t i = 0; i < kMain; ++i) {
       stamp(msg, 0, i);
@@ -168,7 +168,7 @@ TEST(ChannelSideTest, EndsOpeningAndClosingDuringLockFreeTrafficLoseNothing) {
     }
     tx.close();
   });
-  std::thread visitor([&] {  // senders that come and go, opened from the channel itself
+  std::jthread visitor([&] {  // senders that come and go, opened from the channel itself
     std::vector<std::byte> msg(kSize, std::byte{0xa5});
     for (std::uint32_t r = 0; r < kRounds; ++r) {
       Sender extra(ch);
@@ -179,7 +179,7 @@ TEST(ChannelSideTest, EndsOpeningAndClosingDuringLockFreeTrafficLoseNothing) {
     }  // each closes: the producer's side may go back to lock-free
   });
   std::atomic<bool> stop_peeking{false};
-  std::thread peeker([&] {  // receivers that come and go; they take nothing
+  std::jthread peeker([&] {  // receivers that come and go; they take nothing
     while (!stop_peeking.load()) {
       Receiver extra(ch);
       std::this_thread::yield();
