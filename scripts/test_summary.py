@@ -3,9 +3,9 @@
 
 Reads each build's meson-logs/testlog.json: a GoogleTest binary counts its cases, a
 unittest run counts its tests, anything else counts as one test. Before the count it names
-every test that did not pass, with the case it was in and the last lines it printed, so
-that the end of a long CI log says what failed. Exits 1 if anything failed or if no test
-ran at all.
+every test that did not pass, with the case it was in, the last lines it printed and the
+start of its stderr (where sanitizers report), so that the end of a long CI log says what
+failed. Exits 1 if anything failed or if no test ran at all.
 """
 import json
 import re
@@ -59,6 +59,10 @@ def describe_failure(build_dir, entry):
     else:
         shown = out_lines[-TAIL_LINES:]
     lines.extend(shown)
+    err = (entry.get("stderr") or "").rstrip().splitlines()
+    if err:  # sanitizer reports go to stderr; their first lines say what and where
+        lines.append("stderr:")
+        lines.extend(err[:HEAD_LINES])
     return "\n".join(lines)
 
 

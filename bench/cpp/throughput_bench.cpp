@@ -97,7 +97,7 @@ void BM_XchanChannel(benchmark::State& state) {
       [&](std::vector<std::byte>& buf) {
         // The same copy as the ring's try_pop, so that the two differ only in the channel.
         return rx.recv_with(
-                   [&](std::span<const std::byte> in) { core::copy_bytes(buf.data(), in.data(), in.size()); },
+                   [&](std::span<const std::byte> in) { core::copy_from_ring(buf.data(), in.data(), in.size()); },
                    Deadline::never()) == Status::kOk;
       });
 }

@@ -129,7 +129,7 @@ bool SpscByteRing::undo_wrap() noexcept {
   while (from < tail) {
     const auto size = static_cast<std::uint32_t>(atomic_load(word_at(from), std::memory_order_relaxed));
     const std::uint64_t len = record_bytes(size);
-    copy_bytes(data_ + (to & mask_) + kRecordHeaderBytes, data_ + (from & mask_) + kRecordHeaderBytes, size);
+    std::memcpy(data_ + (to & mask_) + kRecordHeaderBytes, data_ + (from & mask_) + kRecordHeaderBytes, size);
     atomic_store(word_at(to), record_word(to, size), std::memory_order_relaxed);
     // The old word would read as a record when the producer next reaches `from`.
     atomic_store(word_at(from), RecordWord{0}, std::memory_order_relaxed);

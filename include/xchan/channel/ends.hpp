@@ -78,7 +78,7 @@ class Sender {
   struct CopyFrom {
     std::span<const std::byte> src;
     std::size_t operator()(std::span<std::byte> out) const noexcept {
-      core::copy_bytes(out.data(), src.data(), src.size());
+      core::copy_to_ring(out.data(), src.data(), src.size());
       return src.size();
     }
   };

@@ -43,6 +43,7 @@
 #include <type_traits>
 
 #include "xchan/core/atomic_field.hpp"
+#include "xchan/core/copy.hpp"
 #include "xchan/core/status.hpp"
 
 namespace xchan::core {
@@ -91,58 +92,6 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
 inline constexpr std::uint32_t kRingVersion = 4;
-
-namespace detail {
-/// copy_bytes' inline case: [0, kChunk) and [n - kChunk, n) through registers, all loads
-/// before any store (the two ranges overlap). kChunk < n <= 2 * kChunk.
-template <std::size_t kChunk>
-[[gnu::always_inline]] inline void two_moves(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
-  // 16-byte vector temporaries: a struct of kChunk bytes made GCC bounce them through the
-  // stack.
-  using V16 = unsigned char __attribute__((vector_size(16)));
-  if constexpr (kChunk >= 16) {
-    constexpr std::size_t kParts = kChunk / 16;
-    V16 a[kParts];
-    V16 b[kParts];
-    for (std::size_t i = 0; i < kParts; ++i) {
-      __builtin_memcpy(&a[i], src + 16 * i, 16);
-      __builtin_memcpy(&b[i], src + n - kChunk + 16 * i, 16);
-    }
-    for (std::size_t i = 0; i < kParts; ++i) {
-      __builtin_memcpy(dst + 16 * i, &a[i], 16);
-      __builtin_memcpy(dst + n - kChunk + 16 * i, &b[i], 16);
-    }
-  } else {
-    std::uint64_t a = 0;
-    std::uint64_t b = 0;
-    __builtin_memcpy(&a, src, kChunk);
-    __builtin_memcpy(&b, src + n - kChunk, kChunk);
-    __builtin_memcpy(dst, &a, kChunk);
-    __builtin_memcpy(dst + n - kChunk, &b, kChunk);
-  }
-}
-}  // namespace detail
-
-/// Copies message bytes: up to 128 bytes inline as two overlapping moves of a power-of-two
-/// size (no call, no size dispatch), larger ones via libc. Always inlined, moves included
-/// (GCC outlined a lambda for them in the benchmark binary): as an outlined call, or
-/// through libc's 64-byte vector moves, the copies of a 64 B message ran the ring at about
-/// half the speed (docs/performance.md).
-[[gnu::always_inline]] inline void copy_bytes(std::byte* dst, const std::byte* src, std::size_t n) noexcept {
-  if (n > 128) {
-    std::memcpy(dst, src, n);
-  } else if (n > 64) {
-    detail::two_moves<64>(dst, src, n);
-  } else if (n > 32) {
-    detail::two_moves<32>(dst, src, n);
-  } else if (n > 16) {
-    detail::two_moves<16>(dst, src, n);
-  } else if (n >= 8) {
-    detail::two_moves<8>(dst, src, n);
-  } else {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
-}
 
 class SpscByteRing {
  public:
@@ -332,7 +281,7 @@ class SpscByteRing {
     if (is_data_record(head, word, len)) [[likely]] {  // the Reader's work inline
       n = static_cast<std::uint32_t>(word);
       if (n > dst.size()) return Status::kTooLarge;
-      copy_bytes(dst.data(), data_ + (head & mask_) + kRecordHeaderBytes, n);
+      copy_from_ring(dst.data(), data_ + (head & mask_) + kRecordHeaderBytes, n);
       publish_head(head + len, atomic_load(header_->popped, std::memory_order_relaxed) + 1);
       return Status::kOk;
     }
@@ -342,7 +291,7 @@ class SpscByteRing {
     if (s != Status::kOk) return s;
     n = in.size();
     if (in.size() > dst.size()) return Status::kTooLarge;
-    copy_bytes(dst.data(), in.data(), in.size());
+    copy_from_ring(dst.data(), in.data(), in.size());
     r.release();
     return Status::kOk;
   }
@@ -390,7 +339,7 @@ class SpscByteRing {
   struct CopyIn {
     std::span<const std::byte> payload;
     [[gnu::always_inline]] std::size_t operator()(std::span<std::byte> out) const noexcept {
-      copy_bytes(out.data(), payload.data(), payload.size());
+      copy_to_ring(out.data(), payload.data(), payload.size());
       return payload.size();
     }
   };

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <thread>
 
@@ -85,9 +86,42 @@ TEST(SpscByteRingTest, MessagesComeOutInOrderAndIntact) {
   }
 }
 
+TEST(RingCopyTest, CopiesMoveExactlyTheBytesAskedAtEveryAlignmentOfTheCallersSide) {
+  // copy_to_ring may write the rest of the last 8-byte word (a record's padding) and no
+  // further; copy_from_ring writes exactly n bytes, whatever the caller's alignment.
+  constexpr std::size_t kMax = 300;
+  constexpr std::size_t kGuard = 16;
+  for (std::size_t n = 0; n <= kMax; ++n) {
+    for (std::size_t skew = 0; skew < 8; ++skew) {
+      alignas(8) std::array<std::byte, kMax + 8 + kGuard> ring{};
+      ring.fill(std::byte{0xee});
+      std::array<std::byte, kMax + 8 + 2 * kGuard> outside{};
+      const std::vector<std::byte> msg = pattern(n, n * 8 + skew);
+      std::byte* src = outside.data() + kGuard + skew;
+      if (n != 0) std::memcpy(src, msg.data(), n);
+      core::copy_to_ring(ring.data(), src, n);
+      ASSERT_TRUE(std::equal(msg.begin(), msg.end(), ring.begin())) << n << " skew " << skew;
+      for (std::size_t i = (n + 7) / 8 * 8; i < ring.size(); ++i) {
+        ASSERT_EQ(ring[i], std::byte{0xee}) << "wrote past the word at " << i << ", n " << n;
+      }
+      outside.fill(std::byte{0xcc});
+      std::byte* dst = outside.data() + kGuard + skew;
+      core::copy_from_ring(dst, ring.data(), n);
+      ASSERT_TRUE(std::equal(msg.begin(), msg.end(), dst)) << n << " skew " << skew;
+      for (std::size_t i = 0; i < outside.size(); ++i) {
+        const bool inside = i >= kGuard + skew && i < kGuard + skew + n;
+        if (!inside) {
+          ASSERT_EQ(outside[i], std::byte{0xcc}) << "wrote outside at " << i << ", n " << n;
+        }
+      }
+    }
+  }
+}
+
 TEST(SpscByteRingTest, EverySizeUpToAndPastTheInlineCopiesArrivesIntact) {
-  // copy_bytes has a branch per size class (< 8, 8-16, 17-32, 33-64, 65-128, libc above);
-  // each size goes through try_push/try_pop at every alignment the records take.
+  // The ring's copies take blocks of four words, then up to three words, then a 1-7 byte
+  // tail, and libc above 128 bytes; each size goes through try_push/try_pop at every
+  // alignment the records take.
   OwnedRing r(4096, 64);
   for (std::uint64_t size = 0; size <= 300; ++size) {
     ASSERT_EQ(r.ring.try_push(pattern(size, size)), Status::kOk);
