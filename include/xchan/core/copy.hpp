@@ -70,45 +70,45 @@ namespace detail {
 }
 }  // namespace detail
 
+namespace detail {
+/// What both directions share: libc above kInlineCopyBytes, single bytes below 8, else the
+/// whole words. True when that was all; false leaves a 1-7 byte tail after `words` words.
+[[gnu::always_inline]] inline bool copy_all_but_tail(std::byte* dst, const std::byte* src, std::size_t n,
+                                                     std::size_t& words) noexcept {
+  if (n > kInlineCopyBytes) {
+    std::memcpy(dst, src, n);
+    return true;
+  }
+  if (n < 8) {
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+    return true;
+  }
+  words = n / 8;
+  copy_words(dst, src, words);
+  return n % 8 == 0;
+}
+}  // namespace detail
+
 /// Copies `n` bytes from `src` to ring memory at `ring` (8-byte aligned). May write up to
 /// the next multiple of 8 past `n` (a record's padding); reads exactly [src, src + n).
 [[gnu::always_inline]] inline void copy_to_ring(std::byte* ring, const std::byte* src, std::size_t n) noexcept {
-  if (n > kInlineCopyBytes) {
-    std::memcpy(ring, src, n);
-    return;
-  }
-  if (n < 8) {
-    for (std::size_t i = 0; i < n; ++i) ring[i] = src[i];
-    return;
-  }
-  const std::size_t words = n / 8;
-  detail::copy_words(ring, src, words);
-  if (const std::size_t rest = n % 8; rest != 0) {
-    // The last `rest` bytes are the top of the 8 ending at n; shifted down, they fill the
-    // low end of the next aligned ring word (the rest of it is padding).
-    detail::store_word(ring + 8 * words, detail::load_word(src + n - 8) >> (8 * (8 - rest)));
-  }
+  std::size_t words = 0;
+  if (detail::copy_all_but_tail(ring, src, n, words)) return;
+  // The last n % 8 bytes are the top of the 8 ending at n; shifted down, they fill the low
+  // end of the next aligned ring word (the rest of it is padding).
+  detail::store_word(ring + 8 * words, detail::load_word(src + n - 8) >> (8 * (8 - n % 8)));
 }
 
 /// Copies `n` bytes from ring memory at `ring` (8-byte aligned, readable up to the next
 /// multiple of 8 past `n`) to `dst`; writes exactly [dst, dst + n).
 [[gnu::always_inline]] inline void copy_from_ring(std::byte* dst, const std::byte* ring, std::size_t n) noexcept {
-  if (n > kInlineCopyBytes) {
-    std::memcpy(dst, ring, n);
-    return;
-  }
-  if (n < 8) {
-    for (std::size_t i = 0; i < n; ++i) dst[i] = ring[i];
-    return;
-  }
-  const std::size_t words = n / 8;
-  detail::copy_words(dst, ring, words);
-  if (const std::size_t rest = n % 8; rest != 0) {
-    // The 8 bytes ending at n, put together from the two aligned ring words they span.
-    const std::uint64_t low = detail::load_word(ring + 8 * (words - 1));
-    const std::uint64_t high = detail::load_word(ring + 8 * words);
-    detail::store_word(dst + n - 8, (low >> (8 * rest)) | (high << (8 * (8 - rest))));
-  }
+  std::size_t words = 0;
+  if (detail::copy_all_but_tail(dst, ring, n, words)) return;
+  // The 8 bytes ending at n, put together from the two aligned ring words they span.
+  const std::size_t rest = n % 8;
+  const std::uint64_t low = detail::load_word(ring + 8 * (words - 1));
+  const std::uint64_t high = detail::load_word(ring + 8 * words);
+  detail::store_word(dst + n - 8, (low >> (8 * rest)) | (high << (8 * (8 - rest))));
 }
 
 }  // namespace xchan::core
