@@ -68,9 +68,7 @@ namespace detail {
       break;
   }
 }
-}  // namespace detail
 
-namespace detail {
 /// What both directions share: libc above kInlineCopyBytes, single bytes below 8, else the
 /// whole words. True when that was all; false leaves a 1-7 byte tail after `words` words.
 [[gnu::always_inline]] inline bool copy_all_but_tail(std::byte* dst, const std::byte* src, std::size_t n,
