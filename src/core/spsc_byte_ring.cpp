@@ -108,12 +108,7 @@ bool SpscByteRing::undo_wrap() noexcept {
   // (An early wrap needs head > 0, so hold_wraps_at = head below is never the "none" 0.)
   // `padded_at` must name a padding record that runs to the end of the buffer; if the
   // header was overwritten, moving records would scramble the ones in flight.
-  const RecordWord padding = atomic_load(word_at(pad), std::memory_order_relaxed);
-  const auto skip = static_cast<std::uint32_t>(padding);
-  if (static_cast<std::uint32_t>(padding >> 32) != record_stamp(pad) || (skip & kPaddingFlag) == 0 ||
-      (pad & mask_) + kRecordHeaderBytes + (skip & ~kPaddingFlag) != data_bytes_) {
-    return false;
-  }
+  if (!is_padding_record(pad, atomic_load(word_at(pad), std::memory_order_relaxed))) return false;
   // All or nothing: these are our own records, and anything else means the memory was
   // overwritten. Then leave everything as it is (the consumer will report it) rather than
   // move half of them.

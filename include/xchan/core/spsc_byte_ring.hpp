@@ -384,6 +384,12 @@ class SpscByteRing {
   }
   /// Publishes the data record of `used` bytes at `at`, whose successor goes at `next`.
   void seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept;
+  /// True when `word`, read at `at`, is a padding record: it always runs to the buffer's end.
+  [[nodiscard]] bool is_padding_record(std::uint64_t at, RecordWord word) const noexcept {
+    const auto low = static_cast<std::uint32_t>(word);
+    return static_cast<std::uint32_t>(word >> 32) == record_stamp(at) && (low & kPaddingFlag) != 0 &&
+           (at & mask_) + kRecordHeaderBytes + (low & ~kPaddingFlag) == data_bytes_;
+  }
   /// True when `word`, read at `head`, is a well-formed data record; `len` its length.
   [[nodiscard]] bool is_data_record(std::uint64_t head, RecordWord word, std::uint64_t& len) const noexcept {
     const auto low = static_cast<std::uint32_t>(word);
@@ -486,8 +492,7 @@ inline Status SpscByteRing::Reader::try_peek(std::span<const std::byte>& out) no
     const std::uint32_t size = static_cast<std::uint32_t>(word) & ~kPaddingFlag;
     const std::uint64_t offset = head & r.mask_;
     if ((static_cast<std::uint32_t>(word) & kPaddingFlag) != 0) {
-      // Padding always runs to the end of the buffer.
-      if (step != 0 || offset + kRecordHeaderBytes + size != r.data_bytes_) return Status::kCorrupted;
+      if (step != 0 || !r.is_padding_record(head, word)) return Status::kCorrupted;
       head += kRecordHeaderBytes + size;
       continue;
     }

@@ -469,11 +469,10 @@ TEST(SpscByteRingTest, UndoWrapOverCorruptedRecordsMovesNothing) {
   burst_after_a_drain(r, 0);
   ASSERT_TRUE(r.ring.stranded(64));
   const std::uint64_t tail = r.header.tail;
-  std::vector<std::byte> before(r.bytes().begin(), r.bytes().end());
   // The third record at the front gets a garbage header word.
   const std::uint64_t third = 2 * 72;
   std::memset(r.bytes().data() + third, 0xab, 8);
-  before.assign(r.bytes().begin(), r.bytes().end());
+  const std::vector<std::byte> before(r.bytes().begin(), r.bytes().end());
   EXPECT_FALSE(r.ring.undo_wrap());
   EXPECT_EQ(r.header.tail, tail);
   EXPECT_TRUE(std::equal(before.begin(), before.end(), r.bytes().begin()));
