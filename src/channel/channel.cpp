@@ -1,6 +1,8 @@
 // Channel set-up, waiting, end counting and statistics.
 #include "xchan/channel/channel.hpp"
 
+#include <pthread.h>
+
 #include <bit>
 #include <mutex>
 #include <new>
@@ -14,24 +16,31 @@ namespace {
 constexpr std::uint64_t kMinBufferBytes = 4096;
 constexpr std::uint64_t kMaxBufferBytes = std::uint64_t{1} << 40;
 constexpr std::uint64_t kHeaderBytes = 4096;  // header page; the buffer starts page-aligned
-constexpr std::uint32_t kSpinsPerYield = 64;   // ~1.7 us of PAUSE between sched_yield()s
+constexpr std::uint32_t kSpinsPerYield = 64;   // PAUSEs between sched_yield()s
 static_assert(sizeof(ChannelHeader) <= kHeaderBytes);
 
 std::uint64_t buffer_bytes_for(std::uint64_t max_bytes) noexcept {
   return std::bit_ceil(max_bytes < kMinBufferBytes ? kMinBufferBytes : max_bytes);
 }
 
-// Spin, then park on `word` until ready() holds. The condition is re-checked after
-// prepare_wait() (see EventCount), so a notify between the check and the park is not lost.
+// Spin, then park on `word` until ready() holds or `*cancel` is set. Both are re-checked
+// after prepare_wait() (see EventCount), so a notify between the check and the park is
+// not lost: whoever sets `*cancel` stores it, then notifies (wake_receivers/_senders).
 template <class Ready>
-Status wait_until(EventCount ec, Ready ready, Deadline deadline, std::uint32_t spin) noexcept {
+Status wait_until(EventCount ec, Ready condition, Deadline deadline, std::uint32_t spin,
+                  const std::uint32_t* cancel) noexcept {
+  // Relaxed: the flag guards no memory; the eventcount's protocol orders the store
+  // before the notify against the waiter's registration and re-check.
+  const auto ready = [&] {
+    return condition() || (cancel != nullptr && core::atomic_load(*cancel, std::memory_order_relaxed) != 0U);
+  };
   if (ready()) return Status::kOk;
   if (deadline.expired()) return Status::kTimeout;
   for (std::uint32_t i = 0; i < spin; ++i) {
     // Mostly PAUSE, but give the CPU away now and then: the peer we are waiting for may
     // have just been woken onto this very CPU (the scheduler likes to put a wakee next
-    // to its waker), and would otherwise wait for our spinning to end. Seen as a 250 us
-    // round trip instead of 50 us when the receiver had parked.
+    // to its waker), and would otherwise wait for our spinning to end (docs/performance.md,
+    // "Yielding while spinning").
     if (i % kSpinsPerYield == kSpinsPerYield - 1) std::this_thread::yield();
     else core::cpu_relax();
     if (ready()) return Status::kOk;
@@ -85,6 +94,7 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   header->magic = kChannelMagic;
 
   std::shared_ptr<Channel> channel(new Channel());
+  channel->fork_generation_ = count_forks();
   channel->memory_ = std::move(memory);
   channel->header_ = header;
   channel->fencing_ = static_cast<Fencing>(header->fencing);
@@ -98,16 +108,17 @@ Channel::~Channel() {
   if (id_ != 0) ChannelRegistry::instance().remove(id_);
 }
 
-Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept {
+Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin,
+                              const std::uint32_t* cancel) noexcept {
   if (n > max_message()) return Status::kTooLarge;
   const auto ready = [&] { return writable(n); };
-  if (!ring_.ring().stranded(n)) return wait_until(not_full(), ready, deadline, spin);
+  if (!ring_.ring().stranded(n)) return wait_until(not_full(), ready, deadline, spin, cancel);
   // The room may be held back by a wrap: give the receivers kStrandedWait to pass it (a
   // busy receiver usually does; then nothing is moved), else take it back.
-  const Status s = wait_until(not_full(), ready, deadline.min(Deadline::after(kStrandedWait)), spin);
+  const Status s = wait_until(not_full(), ready, deadline.min(Deadline::after(kStrandedWait)), spin, cancel);
   if (s != Status::kTimeout) return s;
   if (reclaim_stranded(n)) return Status::kOk;
-  return deadline.expired() ? Status::kTimeout : wait_until(not_full(), ready, deadline, spin);
+  return deadline.expired() ? Status::kTimeout : wait_until(not_full(), ready, deadline, spin, cancel);
 }
 
 bool Channel::reclaim_stranded(std::size_t n) noexcept {
@@ -124,8 +135,18 @@ bool Channel::reclaim_stranded(std::size_t n) noexcept {
   return ring_.ring().can_reserve(n);
 }
 
-Status Channel::wait_readable(Deadline deadline, std::uint32_t spin) noexcept {
-  return wait_until(not_empty(), [&] { return readable(); }, deadline, spin);
+Status Channel::wait_readable(Deadline deadline, std::uint32_t spin, const std::uint32_t* cancel) noexcept {
+  return wait_until(not_empty(), [&] { return readable(); }, deadline, spin, cancel);
+}
+
+std::uint64_t Channel::count_forks() noexcept {
+  // Once per process. If pthread_atfork fails (no memory), forks go uncounted and a child
+  // could use a copied channel: nothing better is possible without the handler.
+  static const bool installed = pthread_atfork(nullptr, nullptr, [] {
+    g_fork_generation_.fetch_add(1, std::memory_order_relaxed);
+  }) == 0;
+  (void)installed;
+  return current_fork_generation();
 }
 
 void Channel::add_sender() noexcept {

@@ -11,9 +11,11 @@
 //    condition may hold. Blocking send/recv (ends.hpp) loop over the two. Keeping waits
 //    apart from transfers lets the Python layer hold its GIL only for the transfer, and
 //    lets a future select() wait on many channels.
-//  - Notifiers pay one locked read-modify-write when nobody is parked (no syscall).
+//  - A notifier that finds nobody parked makes no syscall, and pays at most one locked
+//    read-modify-write (none while the eventcount runs its light protocol: EventCount).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -136,8 +138,11 @@ class Channel {
   /// room is held back by a wrap the receivers have not reached (a burst sent after a
   /// drain, by a thread that receives only afterwards), waiting cannot bring it: after
   /// kStrandedWait without it, or at the deadline (at once for a deadline already past),
-  /// this takes it back (reclaim_stranded). Any thread.
-  [[nodiscard]] Status wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin) noexcept;
+  /// this takes it back (reclaim_stranded). `cancel` (optional): a flag another thread may
+  /// set, then call wake_senders(); the wait returns kOk once it reads nonzero, and the
+  /// caller checks its flag (the handle being closed, say). Any thread.
+  [[nodiscard]] Status wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin,
+                                     const std::uint32_t* cancel = nullptr) noexcept;
 
   /// Takes back room for a message of `n` bytes that a wrap holds behind receivers that
   /// have not reached it (SpscByteRing::undo_wrap): holds the producer side and, for a
@@ -150,8 +155,33 @@ class Channel {
   static constexpr std::chrono::milliseconds kStrandedWait{2};
 
   /// Blocks until a message may be queued or no sender is open (kOk), or until `deadline`
-  /// (kTimeout) or a signal (kInterrupted). Any thread.
-  [[nodiscard]] Status wait_readable(Deadline deadline, std::uint32_t spin) noexcept;
+  /// (kTimeout) or a signal (kInterrupted). `cancel` as in wait_writable, with
+  /// wake_receivers(). Any thread.
+  [[nodiscard]] Status wait_readable(Deadline deadline, std::uint32_t spin,
+                                     const std::uint32_t* cancel = nullptr) noexcept;
+
+  /// Wake every thread parked in wait_readable (wake_senders: wait_writable), so that each
+  /// re-checks its condition and its cancel flag: for a caller that has just set one.
+  /// Never blocks; costs a futex wake only when someone is parked. Any thread.
+  void wake_receivers() noexcept { not_empty().notify_all(); }
+  void wake_senders() noexcept { not_full().notify_all(); }
+
+  /// False in a child forked after this channel was created: its memory is the child's
+  /// private copy, so the child's ends would see what the parent also receives (every
+  /// message twice) and send what nobody reads. Callers refuse to use such a channel.
+  /// Any thread.
+  [[nodiscard]] bool usable_in_this_process() const noexcept {
+    return fork_generation_ == current_fork_generation();
+  }
+  /// Forks this process has gone through as a child since count_forks() was first called
+  /// (0 in the original process). Any thread.
+  [[nodiscard]] static std::uint64_t current_fork_generation() noexcept {
+    return g_fork_generation_.load(std::memory_order_relaxed);
+  }
+  /// Makes sure forks are counted from now on (a pthread_atfork child handler, installed
+  /// once per process) and returns current_fork_generation(). Whatever must be refused in
+  /// a forked child records this when it is created. Any thread.
+  static std::uint64_t count_forks() noexcept;
 
   /// Non-blocking readiness checks (same conditions as the waits). Any thread.
   [[nodiscard]] bool writable(std::size_t n) const noexcept {
@@ -204,6 +234,8 @@ class Channel {
   Fencing fencing_ = Fencing::kSymmetric;  // copy of header_->fencing
   core::MpmcByteRing ring_;
   std::uint64_t id_ = 0;
+  std::uint64_t fork_generation_ = 0;  // current_fork_generation() at creation
+  static inline std::atomic<std::uint64_t> g_fork_generation_{0};  // bumped in forked children
 };
 
 // ---- inline transfers ------------------------------------------------------------------

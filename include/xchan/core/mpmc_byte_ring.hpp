@@ -18,6 +18,8 @@
 // reads the flag; it is 0 (always lock) unless set.
 #pragma once
 
+#include <cassert>
+
 #include "xchan/core/spin_lock.hpp"
 #include "xchan/core/spsc_byte_ring.hpp"
 
@@ -47,7 +49,14 @@ class SideGuard {
  public:
   explicit SideGuard(RingSide& side) noexcept : side_(side) {
     if (atomic_load(side.exclusive, std::memory_order_relaxed) != 0U) {
+#ifndef NDEBUG
+      // The lock-free path's precondition: its one end is used by one thread at a time
+      // (see Channel). A second user would find `busy` already set.
+      const std::uint32_t was_busy = atomic_exchange(side.busy, 1U, std::memory_order_relaxed);
+      assert(was_busy == 0U && "two threads in a channel side that runs without its lock");
+#else
       atomic_store(side.busy, 1U, std::memory_order_relaxed);
+#endif
       // SYNC POINT side-handshake: the light half; the clearer's heavy barrier orders this
       // store before the load below for every thread of the process.
       __atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -37,22 +37,91 @@ TEST(ChannelRegistryTest, IdsAreNotReused) {
   EXPECT_EQ(ChannelRegistry::instance().find(first), nullptr);
 }
 
-TEST(ChannelRegistryTest, ParkedEndCountsAsOpenUntilTakenBack) {
+TEST(ChannelRegistryTest, ParkedEndCountsAsOpenUntilTakenBackOnce) {
   Sender tx;
   Receiver rx;
   ASSERT_EQ(make_channel({}, tx, rx), Status::kOk);
-  const std::uint64_t token = ChannelRegistry::instance().park(Sender(tx));
+  const std::uint64_t id = tx.channel()->id();
+  const ParkToken token = ChannelRegistry::instance().park(Sender(tx), 7);
   tx.close();  // the only other sender
   EXPECT_EQ(rx.channel()->senders(), 1U);  // the parked one keeps the channel open
   ChannelRegistry::End end;
-  ASSERT_TRUE(ChannelRegistry::instance().take(token, end));
-  EXPECT_FALSE(ChannelRegistry::instance().take(token, end));  // only once
+  using Result = ChannelRegistry::TakeResult;
+  ASSERT_EQ(ChannelRegistry::instance().take(token, true, id, end), Result::kTaken);
+  EXPECT_EQ(ChannelRegistry::instance().take(token, true, id, end), Result::kUnknown);  // only once
   Sender back = std::move(std::get<Sender>(end));
   EXPECT_EQ(back.try_send(std::as_bytes(std::span("x", 1))), Status::kOk);
   back.close();
   std::vector<std::byte> out;
   EXPECT_EQ(rx.try_recv(out), Status::kOk);
   EXPECT_EQ(rx.try_recv(out), Status::kClosed);
+}
+
+TEST(ChannelRegistryTest, ATokenOpensOnlyTheKindAndChannelItWasIssuedFor) {
+  Sender tx;
+  Receiver rx;
+  ASSERT_EQ(make_channel({}, tx, rx), Status::kOk);
+  const std::uint64_t id = tx.channel()->id();
+  auto& registry = ChannelRegistry::instance();
+  const ParkToken token = registry.park(Sender(tx), 7);
+  ChannelRegistry::End end;
+  using Result = ChannelRegistry::TakeResult;
+  EXPECT_EQ(registry.take(token, false, id, end), Result::kMismatch);      // as a Receiver
+  EXPECT_EQ(registry.take(token, true, id + 1, end), Result::kMismatch);   // of another channel
+  EXPECT_EQ(registry.take({token.hi, token.lo ^ 1}, true, id, end), Result::kUnknown);  // edited
+  EXPECT_EQ(registry.take(token, true, id, end), Result::kTaken);          // still there
+}
+
+TEST(ChannelRegistryTest, TokensAreRandomAndDistinct) {
+  Sender tx;
+  Receiver rx;
+  ASSERT_EQ(make_channel({}, tx, rx), Status::kOk);
+  auto& registry = ChannelRegistry::instance();
+  std::vector<ParkToken> tokens;
+  int high_bits_set = 0;
+  for (int i = 0; i < 64; ++i) {
+    tokens.push_back(registry.park(Sender(tx), 9));
+    high_bits_set += static_cast<int>(tokens.back().hi >> 63) + static_cast<int>(tokens.back().lo >> 63);
+  }
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    for (std::size_t j = i + 1; j < tokens.size(); ++j) EXPECT_FALSE(tokens[i] == tokens[j]);
+  }
+  EXPECT_GT(high_bits_set, 16);  // 128 random bits: about half of these 128 top bits are set
+  EXPECT_LT(high_bits_set, 112);
+  EXPECT_EQ(registry.drop_parked_by(9), 64U);
+}
+
+TEST(ChannelRegistryTest, DroppingAnOwnersParkedEndsClosesThem) {
+  Sender tx;
+  Receiver rx;
+  ASSERT_EQ(make_channel({}, tx, rx), Status::kOk);
+  const std::uint64_t id = tx.channel()->id();
+  auto& registry = ChannelRegistry::instance();
+  const std::size_t before = registry.parked();
+  const ParkToken mine = registry.park(Sender(tx), 11);
+  const ParkToken other = registry.park(Receiver(rx), 12);
+  tx.close();
+  EXPECT_EQ(rx.channel()->senders(), 1U);
+  EXPECT_EQ(registry.drop_parked_by(11), 1U);
+  EXPECT_EQ(rx.channel()->senders(), 0U);  // the receiver now sees the channel closed
+  std::vector<std::byte> out;
+  EXPECT_EQ(rx.try_recv(out), Status::kClosed);
+  ChannelRegistry::End end;
+  EXPECT_EQ(registry.take(mine, true, id, end), ChannelRegistry::TakeResult::kUnknown);
+  EXPECT_EQ(registry.take(other, false, id, end), ChannelRegistry::TakeResult::kTaken);  // not 11's
+  EXPECT_EQ(registry.parked(), before);
+}
+
+TEST(ChannelRegistryTest, OnlyAdmittedChannelsAttachById) {
+  Status s;
+  auto plain = Channel::create({}, s);
+  auto queue = Channel::create({}, s);
+  ChannelRegistry::instance().allow_attach_by_id(queue->id());
+  EXPECT_EQ(ChannelRegistry::instance().find_attachable(plain->id()), nullptr);
+  EXPECT_EQ(ChannelRegistry::instance().find_attachable(queue->id()), queue);
+  const std::uint64_t id = queue->id();
+  queue.reset();
+  EXPECT_EQ(ChannelRegistry::instance().find_attachable(id), nullptr);
 }
 
 TEST(ChannelRegistryTest, DrainThatRefusesLeavesTheMessageQueued) {
