@@ -41,7 +41,9 @@ bool parse_timeout(PyObject* arg, Deadline& out) {
     out = Deadline::never();
     return true;
   }
-  if (!PyFloat_Check(arg) && !PyLong_Check(arg)) {
+  // A bool is an int to Python, but as a timeout it is a mistake (queue.get(True) meaning
+  // "one second"): refused like any other non-number.
+  if ((!PyFloat_Check(arg) && !PyLong_Check(arg)) || PyBool_Check(arg)) {
     PyErr_Format(PyExc_TypeError, "timeout must be a number or None, not %.100s", Py_TYPE(arg)->tp_name);
     return false;
   }

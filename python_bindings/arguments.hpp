@@ -13,7 +13,8 @@ bool parse_args(const char* fname, PyObject* const* args, Py_ssize_t nargs, PyOb
                 const char* const* names, Py_ssize_t count, Py_ssize_t required, PyObject** out);
 
 /// Parses a timeout argument: None (or missing) -> never; a real number >= 0 -> that many
-/// seconds (0 tries once). Negative or NaN -> ValueError, anything else -> TypeError.
+/// seconds (0 tries once). Negative or NaN -> ValueError, anything else (bool included)
+/// -> TypeError.
 /// Returns false with an exception set.
 bool parse_timeout(PyObject* arg, Deadline& out);
 

@@ -35,15 +35,25 @@ bool is_plain_buffer(PyObject* obj) noexcept {
 }  // namespace
 
 Encoded::~Encoded() {
+  // A thread that CPython ends at interpreter exit unwinds through here without a thread
+  // state: leak rather than touch Python (the process is exiting).
+  if (aux_.empty() && views_.empty() && pickle_ == nullptr && pickle_buffers_ == nullptr) return;
+  if (thread_has_python()) reset();
+}
+
+void Encoded::reset() noexcept {
   drop_native_state();
-  Py_XDECREF(pickle_);
-  Py_XDECREF(pickle_buffers_);
-  Py_XDECREF(converted_);
+  Py_CLEAR(pickle_);
+  Py_CLEAR(pickle_buffers_);
+  pickled_ = false;
+  ran_python_ = false;
+  size_ = 0;
 }
 
 bool Encoded::prepare(ModuleState* st, PyObject* obj) {
   st_ = st;
   root_ = obj;
+  ran_python_ = false;
   Py_ssize_t n = native_size(obj, 0);
   // Importing a class's module ran Python code, which may have changed what was sized
   // before it: size again, with every class decided now.
@@ -54,29 +64,25 @@ bool Encoded::prepare(ModuleState* st, PyObject* obj) {
     return true;
   }
   drop_native_state();
-  ran_python_ = true;
-  if (PyObject_CheckBuffer(obj)) {
-    // Any other buffer exporter (array.array, PickleBuffer, ...) travels as its bytes.
-    // Converting may run Python code: fine here, before the ring is reserved.
-    converted_ = PyBytes_FromObject(obj);
-    if (converted_ == nullptr) return false;
-    root_ = converted_;
-    size_ = static_cast<std::size_t>(native_size(converted_, 0));
-    return true;
-  }
   return prepare_pickle(st, obj);
 }
 
 bool Encoded::refresh() {
-  if (pickled_ || converted_ != nullptr) return true;
+  ran_python_ = false;
+  if (pickled_) return true;
   const Py_ssize_t n = size_again();
   if (n == kError) return false;
-  if (n < 0) {
-    PyErr_SetString(PyExc_RuntimeError, "send_many: an item changed while the batch was being encoded");
-    return false;
+  if (n >= 0) {
+    size_ = static_cast<std::size_t>(n);
+    return true;
   }
-  size_ = static_cast<std::size_t>(n);
-  return true;
+  // No longer native (an item that needs pickle now, a class modified since): start over.
+  ModuleState* st = st_;
+  PyObject* obj = root_;
+  reset();
+  const bool ok = prepare(st, obj);
+  ran_python_ = true;
+  return ok;
 }
 
 Py_ssize_t Encoded::size_again() {
@@ -94,9 +100,21 @@ void Encoded::drop_native_state() noexcept {
   views_.clear();
 }
 
-const Py_buffer* Encoded::hold_view(PyObject* obj) {
+const Py_buffer* Encoded::hold_contiguous(PyObject* obj) {
   auto view = std::make_unique<Py_buffer>();
   if (PyObject_GetBuffer(obj, view.get(), PyBUF_FULL_RO) != 0) return nullptr;
+  if (!PyBuffer_IsContiguous(view.get(), 'C')) {
+    // Copied now, while errors can still be raised: the write pass only copies bytes.
+    PyObject* copy = PyBytes_FromStringAndSize(nullptr, view->len);
+    const bool ok = copy != nullptr && PyBuffer_ToContiguous(PyBytes_AS_STRING(copy), view.get(), view->len, 'C') == 0;
+    PyBuffer_Release(view.get());
+    if (!ok) {
+      Py_XDECREF(copy);
+      return nullptr;
+    }
+    aux_.push_back(copy);
+    if (PyObject_GetBuffer(copy, view.get(), PyBUF_SIMPLE) != 0) return nullptr;
+  }
   return views_.emplace_back(std::move(view)).get();
 }
 
@@ -120,13 +138,14 @@ Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
   if (PyUnicode_CheckExact(obj)) {
     Py_ssize_t n = 0;
     if (PyUnicode_AsUTF8AndSize(obj, &n) == nullptr) {
+      if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return kError;
       PyErr_Clear();  // lone surrogates: pickle keeps them
       return kNotNative;
     }
     return static_cast<std::size_t>(n) > kMaxLength ? kNotNative : 1 + 4 + n;
   }
   if (is_plain_buffer(obj)) {
-    const Py_buffer* view = hold_view(obj);
+    const Py_buffer* view = hold_contiguous(obj);
     if (view == nullptr) return kError;
     const auto n = static_cast<std::size_t>(view->len);
     return n > kMaxLength ? kNotNative : static_cast<Py_ssize_t>(1 + 4 + n);
@@ -225,7 +244,7 @@ bool Encoded::prepare_pickle(ModuleState* st, PyObject* obj) {
   if (pickle_ == nullptr) return false;
   std::size_t total = 1 + 4 + 8 + static_cast<std::size_t>(PyBytes_GET_SIZE(pickle_));
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pickle_buffers_); ++i) {
-    const Py_buffer* view = hold_view(PyList_GET_ITEM(pickle_buffers_, i));
+    const Py_buffer* view = hold_contiguous(PyList_GET_ITEM(pickle_buffers_, i));
     if (view == nullptr) return false;
     total += 8 + static_cast<std::size_t>(view->len);
   }
@@ -243,7 +262,7 @@ void Encoded::write(std::byte* out) const noexcept {
   out = put(out, static_cast<std::uint32_t>(views_.size()));
   for (const auto& v : views_) {
     out = put(out, static_cast<std::uint64_t>(v->len));
-    if (PyBuffer_ToContiguous(out, v.get(), v->len, 'C') != 0) PyErr_Clear();
+    std::memcpy(out, v->buf, static_cast<std::size_t>(v->len));  // contiguous (hold_contiguous)
     out += v->len;
   }
   const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(pickle_));
@@ -285,10 +304,10 @@ std::byte* Encoded::write_value(PyObject* obj, std::byte* out, Cursor& at) const
     return put_tagged_bytes(out, 's', s, static_cast<std::size_t>(n));
   }
   if (is_plain_buffer(obj)) {
-    Py_buffer* v = views_[at.view++].get();
-    *out++ = static_cast<std::byte>('b');
+    const Py_buffer* v = views_[at.view++].get();
+    *out++ = static_cast<std::byte>(PyByteArray_CheckExact(obj) ? 'B' : 'b');
     out = put(out, static_cast<std::uint32_t>(v->len));
-    if (PyBuffer_ToContiguous(out, v, v->len, 'C') != 0) PyErr_Clear();
+    std::memcpy(out, v->buf, static_cast<std::size_t>(v->len));  // contiguous (hold_contiguous)
     return out + v->len;
   }
   const bool tuple = PyTuple_CheckExact(obj);
@@ -351,12 +370,13 @@ class Reader {
         double v = 0;
         return take(&v, 8) ? PyFloat_FromDouble(v) : nullptr;
       }
-      case 'b': case 's': case 'I': {
+      case 'b': case 'B': case 's': case 'I': {
         std::uint32_t n = 0;
         if (!take(&n, 4) || !has(n)) return malformed("truncated value");
         const auto* s = reinterpret_cast<const char*>(p_);
         p_ += n;
         if (tag == 'b') return PyBytes_FromStringAndSize(s, n);
+        if (tag == 'B') return PyByteArray_FromStringAndSize(s, n);
         if (tag == 's') return PyUnicode_DecodeUTF8(s, n, "strict");
         return big_int(s, n);
       }
@@ -471,14 +491,21 @@ class Reader {
     p_ += n;
     PyObject* result = nullptr;
     if (data != nullptr && load_pickle(st_)) {
-      PyObject* kwnames = Py_BuildValue("(s)", "buffers");
-      if (kwnames != nullptr) {
-        PyObject* argv[] = {data, buffers};
-        result = PyObject_Vectorcall(st_->pickle_loads, argv, 1, kwnames);
-        Py_DECREF(kwnames);
+      if (nbufs == 0) {
+        // No keyword unless needed: CPython 3.12.0-3.12.3 corrupts its heap when an
+        // isolated interpreter is the first to pass a keyword to a _pickle function (see
+        // docs/python.md, "Known issues").
+        result = PyObject_CallOneArg(st_->pickle_loads, data);
+      } else {
+        PyObject* kwnames = Py_BuildValue("(s)", "buffers");
+        if (kwnames != nullptr) {
+          PyObject* argv[] = {data, buffers};
+          result = PyObject_Vectorcall(st_->pickle_loads, argv, 1, kwnames);
+          Py_DECREF(kwnames);
+        }
       }
-      Py_DECREF(data);
     }
+    Py_XDECREF(data);
     Py_DECREF(buffers);
     return result;
   }
@@ -503,7 +530,7 @@ PyObject* decode(ModuleState* st, const std::byte* data, std::size_t n) {
 PyObject* decode_flat(ModuleState* st, const std::byte* data, std::size_t n) {
   if (n == 0) return nullptr;
   switch (static_cast<char>(data[0])) {
-    case 'b': case 's': case 'i': case 'f': case 'N': case 'T': case 'F':
+    case 'b': case 'B': case 's': case 'i': case 'f': case 'N': case 'T': case 'F':
       return decode(st, data, n);
     default:
       return nullptr;

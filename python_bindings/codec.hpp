@@ -2,16 +2,17 @@
 //   'N' None   'T' True   'F' False
 //   'i' int64 (8 bytes LE)          'I' big int: u32 length + ASCII hex ("-0x1f")
 //   'f' float (8 bytes)             'b' bytes: u32 length + bytes    's' str: u32 length + UTF-8
+//   'B' bytearray: u32 length + bytes
 //   't' tuple / 'l' list: u32 count + values      'd' dict: u32 count + key, value pairs
 //   'o' instance of a plain class: u32 length + module, u32 length + qualname (UTF-8),
 //       then its state: 'N' (an empty __dict__) or a 'd' value (see instances.hpp)
 //   'p' pickle protocol 5: u32 buffer count + (u64 length + bytes) per out-of-band buffer,
 //       then u64 length + the pickle
-// Native values are exact built-in types and instances of plain classes, and the write
-// pass runs no Python code: it happens inside the ring's reservation, under its producer
-// lock. Anything else (subclasses of built-ins, other types, nesting deeper than
-// kMaxDepth) is pickled beforehand, except that a top-level object exposing the buffer
-// protocol is sent as its bytes.
+// Native values are exact built-in types (a memoryview travels as 'b', its bytes) and
+// instances of plain classes, and the write pass runs no Python code: it happens inside
+// the ring's reservation, under its producer lock. Anything else (subclasses of built-ins,
+// other buffer types such as array.array, other types, nesting deeper than kMaxDepth) is
+// pickled beforehand, so that it arrives as pickle would give it back.
 #pragma once
 
 #include <cstddef>
@@ -33,14 +34,20 @@ class Encoded {
   /// import of a class's module). Returns false with a Python exception set.
   [[nodiscard]] bool prepare(ModuleState* st, PyObject* obj);
 
-  /// True if prepare() ran Python code, which may have changed other objects prepared
-  /// before (in a batch): those must then be refresh()ed before anything is written.
+  /// True if the last prepare() or refresh() ran Python code, which may have changed
+  /// other objects prepared before it (in a batch): those must then be refresh()ed before
+  /// anything is written.
   [[nodiscard]] bool ran_python() const noexcept { return ran_python_; }
 
-  /// Sizes a natively encoded value again, running no Python code (pickled or converted
-  /// values are snapshots and stay). Returns false with RuntimeError set if the value
-  /// cannot be encoded natively any more.
+  /// Makes the encoding match the prepared object as it is now, for when other Python code
+  /// may have changed it since prepare() (another thread while the GIL was released, or
+  /// pickling a later item of a batch). A pickle is a snapshot and stays; a native value
+  /// is sized again, and prepared afresh (which may run Python code: see ran_python())
+  /// if it can no longer be encoded natively. Returns false with an exception set.
   [[nodiscard]] bool refresh();
+
+  /// Drops everything prepared (references, buffers); prepare() may be called again.
+  void reset() noexcept;
 
   /// Exact encoded size.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
@@ -61,12 +68,13 @@ class Encoded {
   std::byte* write_value(PyObject* obj, std::byte* out, Cursor& at) const noexcept;
   bool prepare_pickle(ModuleState* st, PyObject* obj);
   void drop_native_state() noexcept;
+  /// Holds a read-only, C-contiguous view of `obj`'s buffer until reset (a copy if the
+  /// buffer is not contiguous), so that the write pass only copies bytes. nullptr with an
+  /// exception set on failure.
+  const Py_buffer* hold_contiguous(PyObject* obj);
   /// The native size of root_ computed afresh, deciding classes from the cache only (runs
   /// no Python code).
   Py_ssize_t size_again();
-  /// Gets a read-only buffer of `obj` and keeps it until destruction; nullptr with an
-  /// exception set on failure.
-  const Py_buffer* hold_view(PyObject* obj);
 
   ModuleState* st_ = nullptr;
   PyObject* root_ = nullptr;           // borrowed
@@ -75,13 +83,12 @@ class Encoded {
   bool cached_only_ = false;           // sizing must not run Python code (refresh)
   std::size_t size_ = 0;
   // Owned, in traversal order: hex strings of big ints; for each instance, its class's
-  // names bytes and its __dict__.
+  // names bytes and its __dict__; contiguous copies of non-contiguous buffers.
   std::vector<PyObject*> aux_;
   // Held buffers (memoryviews/bytearrays, or pickle's out-of-band buffers), in traversal
-  // order. Boxed: a Py_buffer may point into itself (shape = &len), so it must never move.
-  // (Empty for most messages, and an empty vector allocates nothing, unlike a deque.)
+  // order, each C-contiguous. Boxed: a Py_buffer may point into itself (shape = &len), so
+  // it must never move. (Empty for most messages, and an empty vector allocates nothing.)
   std::vector<std::unique_ptr<Py_buffer>> views_;
-  PyObject* converted_ = nullptr;      // owned: bytes made from a top-level buffer object
   PyObject* pickle_ = nullptr;         // owned: the pickle bytes (pickled_ only)
   PyObject* pickle_buffers_ = nullptr; // owned: list of PickleBuffer (pickled_ only)
 };

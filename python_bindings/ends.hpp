@@ -1,5 +1,9 @@
 // The Python Sender and Receiver types: thin heap types over xchan::Sender / Receiver.
+// ends.cpp has the object (lifecycle, close, the methods every end has), receive.cpp and
+// send.cpp the transfers.
 #pragma once
+
+#include <cstdint>
 
 #include "module_state.hpp"
 #include "xchan/channel/ends.hpp"
@@ -8,19 +12,25 @@ namespace xchan::py {
 
 /// One Python-visible end. Exactly one of `tx`/`rx` is used, per `is_sender`. Ends opened
 /// in an interpreter are linked into its module state so that tearing the interpreter down
-/// closes them even if some objects are never deallocated.
+/// closes them even if some objects are never deallocated. Fields other than `closing` are
+/// used with the GIL held only.
 struct EndObject {
   PyObject_HEAD
   xchan::Sender tx;
   xchan::Receiver rx;
   bool is_sender;
-  // Calls in progress that use the channel through a plain pointer (see EndUse in
-  // ends.cpp); close() while any is running is deferred to the last one. GIL-protected.
+  // Calls in progress that use the channel through a plain pointer with the GIL held (see
+  // EndUse in end_use.hpp); a close() that Python code run by such a call makes is
+  // deferred to the last one.
   bool close_pending;
   int busy;
+  // Nonzero once close() was called. Read without the GIL by this end's blocked calls
+  // (their wait's cancel flag), so accessed atomically.
+  std::uint32_t closing;
   ModuleState* owner;  // null once the module state is gone
   EndObject* prev;
   EndObject* next;
+  PyObject* weakrefs;
 };
 
 /// Creates the two heap types in `module`'s state. Returns -1 with an exception set.
@@ -33,9 +43,21 @@ PyObject* wrap_receiver(ModuleState* st, xchan::Receiver rx);
 /// Closes every end still open in this interpreter and forgets them (module teardown).
 void close_all_ends(ModuleState* st) noexcept;
 
-/// Blocks until `ch` may be readable (or writable for `n` bytes), releasing the GIL; wakes
-/// in slices in the main interpreter so that Ctrl-C is handled. Returns kOk, kTimeout, or
-/// kInterrupted with the Python exception (KeyboardInterrupt, ...) set.
-Status wait_for(ModuleState* st, Channel& ch, bool writable, std::size_t n, Deadline deadline);
+/// Blocks until `ch` may be readable (or writable for `n` bytes), `*cancel` is set (kOk;
+/// the caller checks its flag), `deadline` (kTimeout) or a signal handler raises
+/// (kInterrupted, the exception set); releases the GIL, waking in slices in the main
+/// interpreter so that Ctrl-C is handled.
+Status wait_for(ModuleState* st, Channel& ch, bool writable, std::size_t n, Deadline deadline,
+                const std::uint32_t* cancel);
+
+// The methods receive.cpp and send.cpp add to the types (METH_FASTCALL | METH_KEYWORDS
+// unless noted).
+PyObject* m_send(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
+PyObject* m_send_nowait(PyObject* self, PyObject* obj);  // METH_O
+PyObject* m_send_many(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
+PyObject* m_recv(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
+PyObject* m_recv_nowait(PyObject* self, PyObject*);  // METH_NOARGS
+PyObject* m_recv_many(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames);
+PyObject* r_next(PyObject* self);  // tp_iternext
 
 }  // namespace xchan::py

@@ -57,7 +57,8 @@ PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message)
       break;
     case Status::kTooLarge:
       PyErr_Format(PyExc_ValueError,
-                   "message is larger than the channel's largest message (%zd bytes; raise max_bytes)",
+                   "message is too large for this channel (its largest bytes/str message is %zd bytes; "
+                   "raise max_bytes)",
                    max_message);
       break;
     case Status::kInvalidArgument:

@@ -2,6 +2,8 @@
 // point uses (no C++ exception leaves the extension).
 #pragma once
 
+#include <cxxabi.h>
+
 #include <new>
 
 #include "module_state.hpp"
@@ -20,11 +22,16 @@ PyObject* channel_full_type(ModuleState* st);
 PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message = 0);
 
 /// Runs `f` (returning PyObject*), turning std::bad_alloc into MemoryError and any other
-/// C++ exception into xchan.ChannelError.
+/// C++ exception into xchan.ChannelError. Not noexcept, and never swallowing
+/// abi::__forced_unwind: CPython ends a daemon thread at interpreter exit with
+/// pthread_exit() from inside the GIL's acquisition, and that unwind must pass through
+/// (a noexcept frame or a swallowed unwind would abort the process).
 template <class F>
-PyObject* guarded(ModuleState* st, F&& f) noexcept {
+PyObject* guarded(ModuleState* st, F&& f) {
   try {
     return f();
+  } catch (abi::__forced_unwind&) {
+    throw;
   } catch (const std::bad_alloc&) {
     return PyErr_NoMemory();
   } catch (const std::exception& e) {

@@ -13,21 +13,65 @@ namespace {
 
 constexpr std::size_t kMaxCachedClasses = 4096;  // past this, a cache starts over
 
-/// A decision about one class, valid while the class's version tag is unchanged.
+// The caches hold classes by weak reference, as CPython's cross-interpreter registry does:
+// a class nothing else uses can still be collected, and no reference cycle runs through
+// this module's state unseen by the GC.
+
+/// True if `ref` (a weak reference) still leads to `obj`.
+bool is_referent(PyObject* ref, PyObject* obj) noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* target = nullptr;
+  if (PyWeakref_GetRef(ref, &target) <= 0) return false;
+  Py_DECREF(target);
+  return target == obj;
+#else
+  return PyWeakref_GetObject(ref) == obj;
+#endif
+}
+
+/// Whether `obj` has the attribute: 1, 0, or -1 with an exception set (one that is not
+/// an AttributeError).
+int has_attr(PyObject* obj, PyObject* name) {
+  PyObject* attr = PyObject_GetAttr(obj, name);
+  if (attr != nullptr) {
+    Py_DECREF(attr);
+    return 1;
+  }
+  if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+  PyErr_Clear();
+  return 0;
+}
+
+/// The object a weak reference points to (new reference), or nullptr if it is gone.
+PyObject* referent(PyObject* ref) noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+  PyObject* obj = nullptr;
+  return PyWeakref_GetRef(ref, &obj) > 0 ? obj : nullptr;
+#else
+  PyObject* obj = PyWeakref_GetObject(ref);  // borrowed; None once dead
+  return obj == Py_None ? nullptr : Py_NewRef(obj);
+#endif
+}
+
+/// A decision about one class, valid while the class lives and its version tag is
+/// unchanged.
 struct Decision {
+  PyObject* ref = nullptr;    // owned weak reference to the class
   unsigned int version = 0;
   PyObject* names = nullptr;  // owned; nullptr: not plain
 };
 
 /// A class found by name.
 struct Found {
-  PyObject* cls = nullptr;  // owned
+  PyObject* ref = nullptr;  // owned weak reference to the class
   unsigned int version = 0;
   bool has_setstate = false;
 };
 
 struct ClassCaches {
-  std::unordered_map<PyTypeObject*, Decision> by_type;  // keys owned (one reference each)
+  // Keyed by address, which a new class may reuse once the old one is gone: an entry
+  // counts only while its weak reference still leads to the same class.
+  std::unordered_map<PyTypeObject*, Decision> by_type;
   std::map<std::string, Found, std::less<>> by_name;    // key: the names bytes
   PyObject* dispatch_table = nullptr;                   // copyreg.dispatch_table (owned)
   PyObject* setstate_name = nullptr;                    // interned "__setstate__" (owned)
@@ -35,12 +79,12 @@ struct ClassCaches {
   void clear_by_type() noexcept {
     for (auto& [type, d] : by_type) {
       Py_XDECREF(d.names);
-      Py_DECREF(reinterpret_cast<PyObject*>(type));
+      Py_XDECREF(d.ref);
     }
     by_type.clear();
   }
   void clear_by_name() noexcept {
-    for (auto& [name, f] : by_name) Py_DECREF(f.cls);
+    for (auto& [name, f] : by_name) Py_XDECREF(f.ref);
     by_name.clear();
   }
 };
@@ -121,40 +165,62 @@ PyObject* resolve(std::string_view module, std::string_view qualname) {
   return obj;
 }
 
-/// The class named by `names`, cached (borrowed reference in `*found`).
-bool find_class(ModuleState* st, std::string_view names, Found** found) {
+/// The class named by `names` (new reference in `*cls`), and its cache entry.
+bool find_class(ModuleState* st, std::string_view names, PyObject** cls, Found** found) {
   ClassCaches& c = caches(st);
   auto it = c.by_name.find(names);
-  if (it == c.by_name.end()) {
+  PyObject* known = it == c.by_name.end() ? nullptr : referent(it->second.ref);
+  if (known == nullptr) {
     std::string_view module;
     std::string_view qualname;
     if (!split_names(names, module, qualname)) {
       PyErr_SetString(st->channel_error, "malformed message: bad class name");
       return false;
     }
-    PyObject* cls = resolve(module, qualname);
-    if (cls == nullptr) return false;
-    if (!PyType_Check(cls)) {
-      PyErr_Format(PyExc_TypeError, "xchan: %R is not a class", cls);
-      Py_DECREF(cls);
+    known = resolve(module, qualname);
+    if (known == nullptr) return false;
+    if (!PyType_Check(known)) {
+      PyErr_Format(PyExc_TypeError, "xchan: %R is not a class", known);
+      Py_DECREF(known);
       return false;
     }
-    if (c.by_name.size() >= kMaxCachedClasses) c.clear_by_name();
-    it = c.by_name.emplace(std::string(names), Found{cls, 0, false}).first;
+    PyObject* ref = PyWeakref_NewRef(known, nullptr);
+    if (ref == nullptr) {
+      Py_DECREF(known);
+      return false;
+    }
+    // The import ran Python code, which may have changed the cache: look again.
+    it = c.by_name.find(names);
+    if (it == c.by_name.end()) {
+      if (c.by_name.size() >= kMaxCachedClasses) c.clear_by_name();
+      it = c.by_name.emplace(std::string(names), Found{}).first;
+    }
+    Py_XSETREF(it->second.ref, ref);
+    it->second.version = 0;
   }
-  auto* type = reinterpret_cast<PyTypeObject*>(it->second.cls);
+  auto* type = reinterpret_cast<PyTypeObject*>(known);
   if (it->second.version == 0 || it->second.version != type->tp_version_tag) {
     // First use, or the class changed since: look for __setstate__ again. A metaclass
     // may run Python code here, which may change the cache: find the entry again after.
-    PyObject* cls = Py_NewRef(it->second.cls);
-    const bool has_setstate = PyObject_HasAttr(cls, c.setstate_name) != 0;
+    const int has_setstate = has_attr(known, c.setstate_name);
+    if (has_setstate < 0) {
+      Py_DECREF(known);
+      return false;
+    }
     const unsigned int version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
     it = c.by_name.find(names);
-    if (it == c.by_name.end()) it = c.by_name.emplace(std::string(names), Found{Py_NewRef(cls), 0, false}).first;
-    Py_DECREF(cls);
-    it->second.has_setstate = has_setstate;
+    if (it == c.by_name.end()) {
+      PyObject* ref = PyWeakref_NewRef(known, nullptr);
+      if (ref == nullptr) {
+        Py_DECREF(known);
+        return false;
+      }
+      it = c.by_name.emplace(std::string(names), Found{ref, 0, false}).first;
+    }
+    it->second.has_setstate = has_setstate != 0;
     it->second.version = version;
   }
+  *cls = known;
   *found = &it->second;
   return true;
 }
@@ -170,7 +236,8 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
   if (registered < 0) return ClassCheck::kError;
   if (registered > 0) return ClassCheck::kNotPlain;
   auto it = c.by_type.find(type);
-  if (it != c.by_type.end() && it->second.version != 0 && it->second.version == type->tp_version_tag) {
+  if (it != c.by_type.end() && it->second.version != 0 && it->second.version == type->tp_version_tag &&
+      is_referent(it->second.ref, reinterpret_cast<PyObject*>(type))) {
     if (it->second.names == nullptr) return ClassCheck::kNotPlain;
     *names = Py_NewRef(it->second.names);
     return ClassCheck::kPlain;
@@ -195,23 +262,34 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
       // Not found again by name (a local class, a renamed one): pickle decides, and
       // reports the error if it has to.
       if (found == reinterpret_cast<PyObject*>(type)) encoded = encode_names(module_name, qualified);
-      if (encoded == nullptr) PyErr_Clear();
       Py_XDECREF(found);
       Py_DECREF(module);
+      // An import that failed (ImportError, AttributeError, ...) leaves the decision to
+      // pickle; Ctrl-C or SystemExit during it is the caller's, not a reason to pickle.
+      if (encoded == nullptr && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+        Py_DECREF(qualname);
+        return ClassCheck::kError;
+      }
+      PyErr_Clear();
     }
     Py_DECREF(qualname);
   }
   // The imports above may have run anything, including code that changed `type` or this
   // cache (a module that sends an object while it is imported): look the entry up again.
   const unsigned int version = PyUnstable_Type_AssignVersionTag(type) ? type->tp_version_tag : 0;
+  PyObject* ref = PyWeakref_NewRef(reinterpret_cast<PyObject*>(type), nullptr);
+  if (ref == nullptr) {
+    Py_XDECREF(encoded);
+    return ClassCheck::kError;
+  }
   it = c.by_type.find(type);
   if (it != c.by_type.end()) {
     Py_XSETREF(it->second.names, encoded);
+    Py_XSETREF(it->second.ref, ref);
     it->second.version = version;
   } else {
     if (c.by_type.size() >= kMaxCachedClasses) c.clear_by_type();
-    Py_INCREF(reinterpret_cast<PyObject*>(type));
-    c.by_type.emplace(type, Decision{version, encoded});
+    c.by_type.emplace(type, Decision{ref, version, encoded});
   }
   if (encoded == nullptr) return ClassCheck::kNotPlain;
   *names = Py_NewRef(encoded);
@@ -220,8 +298,8 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
 
 PyObject* rebuild_instance(ModuleState* st, std::string_view names, PyObject* state) {
   Found* found = nullptr;
-  if (!find_class(st, names, &found)) return nullptr;
-  PyObject* cls = Py_NewRef(found->cls);  // the cache may drop it while Python code runs
+  PyObject* cls = nullptr;  // owned: the cache may drop it while Python code runs
+  if (!find_class(st, names, &cls, &found)) return nullptr;
   const bool has_setstate = found->has_setstate;
   auto* type = reinterpret_cast<PyTypeObject*>(cls);
   PyObject* obj = nullptr;
@@ -274,6 +352,13 @@ bool init_class_caches(ModuleState* st) {
   }
   c->setstate_name = PyUnicode_InternFromString("__setstate__");
   return c->setstate_name != nullptr;
+}
+
+int traverse_class_caches(ModuleState* st, visitproc visit, void* arg) {
+  auto* c = static_cast<ClassCaches*>(st->classes);
+  if (c == nullptr) return 0;
+  Py_VISIT(c->dispatch_table);
+  return 0;
 }
 
 void clear_class_caches(ModuleState* st) noexcept {

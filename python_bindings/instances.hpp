@@ -37,8 +37,10 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
 /// exception set.
 PyObject* rebuild_instance(ModuleState* st, std::string_view names, PyObject* state);
 
-/// Per-interpreter caches behind the two functions above (module exec / clear).
+/// Per-interpreter caches behind the two functions above (module exec / traverse / clear).
+/// They hold classes by weak reference only.
 [[nodiscard]] bool init_class_caches(ModuleState* st);
+int traverse_class_caches(ModuleState* st, visitproc visit, void* arg);
 void clear_class_caches(ModuleState* st) noexcept;
 
 }  // namespace xchan::py

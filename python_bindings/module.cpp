@@ -3,6 +3,7 @@
 // object lives in this module's state; the only process-wide state is the C++ registry.
 #include <memory>
 
+#include "channel_api.hpp"
 #include "codec.hpp"
 #include "ends.hpp"
 #include "errors.hpp"
@@ -26,8 +27,9 @@ PyObject* new_exception(PyObject* module, const char* name, const char* doc, PyO
 
 // ChannelEmpty's second base is queue.Empty, which CPython defines in the small C module
 // _queue; ChannelFull's is queue.Full, defined by queue.py, whose import (with threading
-// and collections) costs a new interpreter about 3.5 ms. So ChannelFull is made on first
-// use: when raised, or looked up through the module's __getattr__.
+// and collections) is a large part of a new interpreter's start-up (docs/performance.md,
+// "Worker start-up"). So ChannelFull is made on first use: when raised, or looked up
+// through the module's __getattr__.
 int add_exceptions(PyObject* module, ModuleState* st) {
   PyObject* queue_c = PyImport_ImportModule("_queue");
   if (queue_c == nullptr) return -1;
@@ -66,103 +68,27 @@ PyObject* f_getattr(PyObject* module, PyObject* name) {
   return nullptr;
 }
 
-bool as_positive_u64(PyObject* obj, const char* name, unsigned long long& out) {
-  if (!PyLong_Check(obj)) {
-    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(obj)->tp_name);
-    return false;
-  }
-  const long long v = PyLong_AsLongLong(obj);
-  if (v == -1 && PyErr_Occurred()) return false;
-  if (v < 1) {
-    PyErr_Format(PyExc_ValueError, "%s must be >= 1", name);
-    return false;
-  }
-  out = static_cast<unsigned long long>(v);
-  return true;
-}
-
-PyObject* f_channel(PyObject* module, PyObject* args, PyObject* kwargs) {
-  ModuleState* st = state_of_module(module);
-  static const char* names[] = {"capacity", "max_bytes", nullptr};
-  PyObject* capacity = nullptr;
-  PyObject* max_bytes = nullptr;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OO:channel", const_cast<char**>(names), &capacity, &max_bytes)) {
-    return nullptr;
-  }
-  ChannelConfig config;
-  config.max_bytes = std::uint64_t{64} << 20;
-  unsigned long long v = 0;
-  if (capacity != nullptr) {
-    if (!as_positive_u64(capacity, "capacity", v)) return nullptr;
-    config.capacity = v;
-  }
-  if (max_bytes != nullptr) {
-    if (!as_positive_u64(max_bytes, "max_bytes", v)) return nullptr;
-    config.max_bytes = v;
-  }
-  return guarded(st, [&]() -> PyObject* {
-    xchan::Sender tx;
-    xchan::Receiver rx;
-    const Status s = make_channel(config, tx, rx);
-    if (s != Status::kOk) return raise_status(st, s, Op::kOther);
-    PyObject* py_tx = wrap_sender(st, std::move(tx));
-    PyObject* py_rx = py_tx ? wrap_receiver(st, std::move(rx)) : nullptr;
-    PyObject* pair = py_rx ? PyTuple_Pack(2, py_tx, py_rx) : nullptr;
-    Py_XDECREF(py_tx);
-    Py_XDECREF(py_rx);
-    return pair;
-  });
-}
-
-// _attach(token, channel_id, is_sender): unpickles an end.
-PyObject* f_attach(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
-  ModuleState* st = state_of_module(module);
-  if (nargs != 3) {
-    PyErr_SetString(PyExc_TypeError, "_attach(token, channel_id, is_sender)");
-    return nullptr;
-  }
-  const unsigned long long token = PyLong_AsUnsignedLongLong(args[0]);
-  if (PyErr_Occurred()) return nullptr;
-  const unsigned long long id = PyLong_AsUnsignedLongLong(args[1]);
-  if (PyErr_Occurred()) return nullptr;
-  const int is_sender = PyObject_IsTrue(args[2]);
-  if (is_sender < 0) return nullptr;
-  return guarded(st, [&]() -> PyObject* {
-    ChannelRegistry::End end;
-    if (ChannelRegistry::instance().take(token, end)) {
-      if (is_sender && std::holds_alternative<xchan::Sender>(end)) {
-        return wrap_sender(st, std::move(std::get<xchan::Sender>(end)));
-      }
-      if (!is_sender && std::holds_alternative<xchan::Receiver>(end)) {
-        return wrap_receiver(st, std::move(std::get<xchan::Receiver>(end)));
-      }
-    }
-    // Unpickled a second time (or the token was consumed): open a new end if the channel
-    // is still alive.
-    std::shared_ptr<Channel> ch = ChannelRegistry::instance().find(id);
-    if (!ch) {
-      PyErr_SetString(st->channel_closed, "the channel of this pickled end no longer exists");
-      return nullptr;
-    }
-    return is_sender ? wrap_sender(st, xchan::Sender(ch)) : wrap_receiver(st, xchan::Receiver(ch));
-  });
-}
-
-PyObject* f_max_message(PyObject*, PyObject* arg) {
-  const unsigned long long v = PyLong_AsUnsignedLongLong(arg);
-  if (v == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return nullptr;
-  return PyLong_FromUnsignedLongLong(max_message_for(v));
-}
-
 PyObject* f_parked_ends(PyObject*, PyObject*) {
   return PyLong_FromSize_t(ChannelRegistry::instance().parked());
 }
 
-// _shutdown(): at interpreter exit, drop this interpreter's ends (peers, including its own
-// workers, see disconnection), then wait for its workers.
+// Closes what an interpreter that is ending still holds: its ends first (peers, its own
+// workers included, see disconnection), then, once its workers are gone (they may still
+// unpickle ends it parked for them), the ends it pickled that nobody unpickled.
+void drop_parked_ends(ModuleState* st) noexcept {
+  try {
+    ChannelRegistry::instance().drop_parked_by(st->interpreter_id);
+  } catch (...) {  // only std::bad_alloc: the ends then stay parked until the process ends
+  }
+}
+
+// _shutdown(): the atexit step (see worker.hpp, shutdown_workers).
 PyObject* f_shutdown(PyObject* module, PyObject*) {
-  close_all_ends(state_of_module(module));
-  return join_all_workers(module, nullptr);
+  ModuleState* st = state_of_module(module);
+  close_all_ends(st);
+  PyObject* r = shutdown_workers(module);
+  drop_parked_ends(st);
+  return r;
 }
 
 PyObject* f_out_of_band(PyObject* module, PyObject*) {
@@ -191,13 +117,16 @@ PyObject* f_in_main(PyObject* module, PyObject*) {
 }
 
 PyMethodDef kFunctions[] = {
-    {"channel", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f_channel)), METH_VARARGS | METH_KEYWORDS,
-     "channel(*, capacity=1024, max_bytes=64 MiB) -> (Sender, Receiver)"},
+    {"channel", as_cfunction(f_channel), METH_FASTCALL | METH_KEYWORDS,
+     "channel($module, /, *, capacity=1024, max_bytes=67108864)\n--\n\nA new bounded channel: (Sender, Receiver)."},
+    {"max_message_for", f_max_message, METH_O,
+     "max_message_for($module, max_bytes, /)\n--\n\nThe largest bytes/str a channel of that max_bytes takes."},
     {"_attach", as_cfunction(f_attach), METH_FASTCALL, "Unpickles a channel end."},
+    {"_queue_channel", as_cfunction(f_queue_channel), METH_FASTCALL, "A channel for xchan.Queue."},
+    {"_attach_queue", f_attach_queue, METH_O, "New ends of a queue's channel, by its id."},
     {"_spawn", as_cfunction(spawn_interpreter), METH_FASTCALL, "Starts a worker interpreter."},
-    {"_join_workers", join_all_workers, METH_NOARGS, "Joins every worker this interpreter started."},
-    {"_shutdown", f_shutdown, METH_NOARGS, "Closes this interpreter's ends, then joins its workers (atexit)."},
-    {"max_message_for", f_max_message, METH_O, "max_message_for(max_bytes) -> largest message size."},
+    {"_workers", count_workers, METH_NOARGS, "Workers started here and not joined yet (for tests)."},
+    {"_shutdown", f_shutdown, METH_NOARGS, "Closes this interpreter's ends, then waits for its workers (atexit)."},
     {"_parked_ends", f_parked_ends, METH_NOARGS, "Ends pickled and not yet unpickled (for tests)."},
     {"_in_main_interpreter", f_in_main, METH_NOARGS, "True in the main interpreter."},
     {"_out_of_band_pickle", f_out_of_band, METH_NOARGS, "True if pickled buffers travel out of band here."},
@@ -209,13 +138,19 @@ PyMethodDef kFunctions[] = {
 
 int exec_module(PyObject* module) {
   ModuleState* st = state_of_module(module);
-  st->is_main_interpreter = PyInterpreterState_Get() == PyInterpreterState_Main();
-  st->out_of_band_pickle = PY_VERSION_HEX >= 0x030D0000 || st->is_main_interpreter;
+  PyInterpreterState* interp = PyInterpreterState_Get();
+  st->is_main_interpreter = interp == PyInterpreterState_Main();
+  const std::int64_t id = PyInterpreterState_GetID(interp);
+  if (id < 0) return -1;
+  st->interpreter_id = static_cast<std::uint64_t>(id);
+  // CPython gh-119213, fixed in 3.12.4 (see module_state.hpp): the running version, not
+  // the headers', decides.
+  st->out_of_band_pickle = !(Py_Version >= 0x030C0000 && Py_Version < 0x030C04F0);
   if (add_exceptions(module, st) != 0 || add_end_types(module, st) != 0 || add_worker_type(module, st) != 0) {
     return -1;
   }
   // pickle is imported on first use (load_pickle): a worker whose messages are all native
-  // never pays for it (about 5 ms of start-up).
+  // never pays for that import at start-up.
   st->attach_func = PyObject_GetAttrString(module, "_attach");
   if (st->attach_func == nullptr) return -1;
   return init_class_caches(st) ? 0 : -1;
@@ -235,7 +170,7 @@ int traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->pickle_dumps);
   Py_VISIT(st->pickle_loads);
   Py_VISIT(st->attach_func);
-  return 0;
+  return traverse_class_caches(st, visit, arg);
 }
 
 int clear(PyObject* module) {
@@ -261,12 +196,8 @@ void free_module(void* module) {
   // The interpreter is going away: its ends close (peers see disconnection), then its
   // workers, which may be waiting on those ends, are joined.
   close_all_ends(st);
-  if (has_workers(st)) {  // release the GIL in teardown only when there is someone to wait for
-    Py_BEGIN_ALLOW_THREADS
-    join_all_workers_nogil(st);
-    Py_END_ALLOW_THREADS
-  }
-  free_workers(st);
+  finish_workers(st);
+  drop_parked_ends(st);
   clear(static_cast<PyObject*>(module));
 }
 

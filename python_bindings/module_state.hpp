@@ -3,6 +3,8 @@
 // when the interpreter tears the module down. No static PyObject* anywhere.
 #pragma once
 
+#include <cstdint>
+
 #include "python_api.hpp"
 #include "xchan/channel/deadline.hpp"
 
@@ -27,10 +29,11 @@ struct ModuleState {
   void* workers;             // worker.cpp's list of the workers this interpreter started
   void* classes;             // instances.cpp's class caches
   bool is_main_interpreter;  // Ctrl-C is only delivered here
-  // Pickle with out-of-band buffers (buffer_callback). Off in 3.12 subinterpreters, where
-  // CPython 3.12.1 itself corrupts the heap when a buffer_callback is used (reproduced
-  // without xchan: pickle.dumps(x, 5, buffer_callback=[].append) in an isolated
-  // interpreter aborts the process at exit; 3.13 is fine).
+  std::uint64_t interpreter_id;  // owner of the ends this interpreter parks (pickles)
+  // Pickle with out-of-band buffers (buffer_callback / buffers=). Off in every interpreter
+  // of a CPython 3.12.0-3.12.3 process: there an isolated interpreter that is the first to
+  // pass a keyword to a _pickle function corrupts the process's heap (CPython gh-119213;
+  // docs/python.md, "Known issues"), and both arguments are keyword-only.
   bool out_of_band_pickle;
 };
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Counts test cases across meson build directories and prints 'N passed, N failed, N skipped'.
 
-Reads each build's meson-logs/testlog.json: a GoogleTest binary counts its cases, a
-unittest run counts its tests, anything else counts as one test. Before the count it names
+Reads each build's meson-logs/testlog.json: a GoogleTest binary counts its cases (skipped
+ones as skipped), the Python suite the outcomes its "xchan suite: ..." line reports (another
+unittest run its "Ran N" line), anything else counts as one test. Before the count it names
 every test that did not pass, with the case it was in, the last lines it printed and the
 start of its stderr (where sanitizers report), so that the end of a long CI log says what
 failed. Exits 1 if anything failed or if no test ran at all.
@@ -22,9 +23,14 @@ def count(entry):
     ok = entry.get("result") == "OK"
     gtest_ok = len(re.findall(r"^\[       OK \] ", out, re.M))
     gtest_failed = len(re.findall(r"^\[  FAILED  \] \S+ \(", out, re.M))
-    if gtest_ok or gtest_failed:
+    gtest_skipped = len(re.findall(r"^\[  SKIPPED \] \S+ \(", out, re.M))
+    if gtest_ok or gtest_failed or gtest_skipped:
         # A binary that crashed or timed out after some cases still counts as a failure.
-        return gtest_ok, gtest_failed + (0 if ok or gtest_failed else 1), 0
+        return gtest_ok, gtest_failed + (0 if ok or gtest_failed else 1), gtest_skipped
+    ours = re.search(r"^xchan suite: (\d+) passed, (\d+) failed, (\d+) skipped$", out, re.M)
+    if ours:  # tests/python/run_suite.py counts its outcomes itself
+        passed, failed, skipped = (int(n) for n in ours.groups())
+        return passed, failed + (0 if ok or failed else 1), skipped
     ran = re.search(r"^Ran (\d+) tests?", out, re.M)
     if ran:
         total = int(ran.group(1))

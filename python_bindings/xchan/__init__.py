@@ -22,15 +22,16 @@ from ._xchan import (
     channel,
     max_message_for,
 )
+from ._version import __version__
 from ._worker import spawn
 
 __all__ = [
-    "ChannelClosed", "ChannelEmpty", "ChannelError", "ChannelFull", "PeerDied", "Queue",
-    "QueueEmpty", "QueueError", "QueueFull", "Receiver", "Sender", "Worker", "WorkerError",
-    "channel", "max_message_for", "spawn",
+    "__version__", "ChannelClosed", "ChannelEmpty", "ChannelError", "ChannelFull", "PeerDied", "Queue",
+    "QueueEmpty", "QueueError", "QueueFull", "QueueNotFoundError", "Receiver", "Sender", "Worker",
+    "WorkerError", "channel", "create_queue", "max_message_for", "spawn",
 ]
 
-_LAZY = {"Queue", "QueueEmpty", "QueueError", "QueueFull"}
+_LAZY = {"Queue", "QueueEmpty", "QueueError", "QueueFull", "QueueNotFoundError", "create_queue"}
 
 
 def __getattr__(name):

@@ -92,13 +92,31 @@ def _encode_call(target, args):
     return _xchan._encode((target, packed))
 
 
-def spawn(fn, *args, isolate="interpreter"):
+def _describe(fn):
+    """How reports name the worker: module.qualname of fn, or <source>."""
+    if isinstance(fn, str):
+        return "<source>"
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', None) or repr(fn)}"
+
+
+def spawn(fn, *args, isolate="interpreter", daemon=False):
     """Start fn(*args) in a new own-GIL subinterpreter on its own thread; return a Worker.
 
     fn is a function importable by module and qualified name (including functions defined
     in the main script), or a string of source code run with `args` bound. Worker.join()
     re-raises an exception of fn as xchan.WorkerError carrying its traceback text.
+
+    At exit the interpreter waits for its workers (after closing its ends, which ends the
+    loops of workers that receive from them); a daemon worker is asked to stop instead
+    (SystemExit is raised in it). See docs/python.md, "Workers at exit".
     """
+    if _importing_main:
+        raise RuntimeError(
+            "xchan.spawn() was called while a worker was running the main script to find its "
+            "function: the script spawns workers at import time. Use the idiom\n\n"
+            "    if __name__ == '__main__':\n        ...\n\n"
+            "around the code that starts workers, as multiprocessing requires.")
     if isolate == "process":
         raise NotImplementedError("isolate='process' needs cross-process channels, which are not built yet")
     if isolate != "interpreter":
@@ -113,29 +131,66 @@ def spawn(fn, *args, isolate="interpreter"):
     if blob is None:
         import pickle
 
-        # Fails here, in the parent, if fn is not importable.
-        blob = b"P" + pickle.dumps((target, args), protocol=5)
+        # Fails here, in the parent, if fn is not importable. Positional arguments only:
+        # CPython 3.12.0-3.12.3 corrupts its heap when a subinterpreter is the first to pass
+        # a keyword to a _pickle function (docs/python.md, "Known issues").
+        blob = b"P" + pickle.dumps((target, args), 5)
     # The worker re-runs the main script only for calls that refer to __main__ (a pickled
     # or native reference names it; a false alarm just costs the re-run).
     refers_to_main = b"__main__" in blob or b"__mp_main__" in blob
-    header = _xchan._encode(_main_spec() if refers_to_main else {})
-    return _xchan._spawn([p for p in sys.path if isinstance(p, str)], header, blob)
+    main_spec = _main_spec() if refers_to_main else {}
+    if main_spec:
+        # Objects of the worker's re-run main script come back as __mp_main__.X: here that
+        # is __main__.X, as multiprocessing arranges in its parent.
+        sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
+    worker = _xchan._spawn([p for p in sys.path if isinstance(p, str)], _xchan._encode(main_spec), blob,
+                           _describe(fn), bool(daemon))
+    if main_spec and not worker._wait_started():
+        # Re-running the main script failed there (a module it imports cannot load in a
+        # subinterpreter, say): raise that here, from spawn().
+        worker.join()
+    return worker
+
+
+# True while this worker re-runs the parent's main script: a spawn() then means the script
+# spawns at import time, without the `if __name__ == "__main__":` guard.
+_importing_main = False
 
 
 def _install_main(spec):
-    if "path" in spec:
-        import runpy
-        namespace = runpy.run_path(spec["path"], run_name="__mp_main__")
-    elif "module" in spec:
-        import runpy
-        namespace = runpy.run_module(spec["module"], run_name="__mp_main__", alter_sys=False)
-    else:
+    global _importing_main
+    if "path" not in spec and "module" not in spec:
         return
+    import runpy
+
+    _importing_main = True
+    try:
+        if "path" in spec:
+            namespace = runpy.run_path(spec["path"], run_name="__mp_main__")
+        else:
+            namespace = runpy.run_module(spec["module"], run_name="__mp_main__", alter_sys=False)
+    except ImportError as e:
+        where = spec.get("path") or spec.get("module")
+        module = e.name or _refused_module(str(e))
+        raise ImportError(
+            f"xchan worker: running the main script {where!r} in the worker's subinterpreter failed: {e} "
+            f"(the worker needs the main script because the call refers to __main__). Put the worker "
+            f"function in a module of its own that does not import {module!r}, or import it inside the "
+            f"main script's `if __name__ == '__main__':` block.",
+            name=module) from e
+    finally:
+        _importing_main = False
     import types
 
     main = types.ModuleType("__mp_main__")
     main.__dict__.update(namespace)
     sys.modules["__mp_main__"] = sys.modules["__main__"] = main
+
+
+def _refused_module(message):
+    """The module CPython names in "module X does not support loading in subinterpreters"."""
+    words = message.split()
+    return words[1] if len(words) > 2 and words[0] == "module" else None
 
 
 def _decode_call(blob):
@@ -153,17 +208,44 @@ def _decode_call(blob):
     return target, args
 
 
-def run(header, blob):
-    """Worker side (called by the native thread): returns None, or fn's traceback text."""
+def _failure(exc):
+    """(traceback text, the pickled exception or None): how a failure goes to the parent,
+    which re-raises the exception itself if it can rebuild it there."""
+    import traceback  # only now: importing it adds to every worker's start-up
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        import pickle
+
+        data = pickle.dumps(exc, 5)  # positional: see spawn()
+    except Exception:
+        data = None
+    return (text, data)
+
+
+def prepare(header, blob):
+    """Worker side, first step (called by the native thread): sets up the parent's main
+    module if needed and decodes the call. Returns (call, None), call taking no arguments,
+    or (None, failure)."""
     try:
         _install_main(_xchan._decode(header))
         (kind, fn), args = _decode_call(blob)
-        if kind == "source":
-            exec(compile(fn, "<xchan.spawn source>", "exec"), {"__name__": "__xchan_worker__", "args": args})
-        else:
-            fn(*args)
-        return None
-    except BaseException:  # the parent re-raises it as WorkerError
-        import traceback  # only now: it costs a worker ~2 ms of start-up
+    except SystemExit:
+        return (lambda: None), None
+    except BaseException as e:
+        return None, _failure(e)
+    if kind == "source":
+        code = compile(fn, "<xchan.spawn source>", "exec")
+        return (lambda: exec(code, {"__name__": "__xchan_worker__", "args": args})), None
+    return (lambda: fn(*args)), None
 
-        return traceback.format_exc()
+
+def call(prepared):
+    """Worker side, second step: runs the call. Returns None, or its failure."""
+    try:
+        prepared()
+        return None
+    except SystemExit:  # an ordinary end of the worker, as in a thread
+        return None
+    except BaseException as e:
+        return _failure(e)

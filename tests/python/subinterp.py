@@ -44,8 +44,8 @@ def run_suite_in_subinterpreter():
 import sys
 sys.path[:] = {sys.path!r}
 import unittest
-suite = unittest.defaultTestLoader.discover({here!r}, pattern="test_*.py")
-result = unittest.TextTestRunner(stream=sys.stdout, verbosity=1).run(suite)
+from run_suite import load_suite, run
+result = run(load_suite({here!r}, in_subinterpreter=True))
 with open({result_path!r}, "w") as f:
     f.write("ok" if result.wasSuccessful() else "failed")
 """

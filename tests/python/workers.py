@@ -27,11 +27,15 @@ def fail(message):
     raise ValueError(message)
 
 
-def send_ends_back(ctl):
+def send_ends_back(ctl, ack=None):
+    """Sends a new channel's ends back; with `ack`, waits until the parent has them (an end
+    pickled here is closed when this interpreter ends, if nobody unpickled it by then)."""
     tx, rx = xchan.channel()
     ctl.send((tx, rx))
     tx.send("made in a worker")
     tx.close()
+    if ack is not None:
+        ack.recv(timeout=30)
 
 
 def report_imports(out):
@@ -69,3 +73,76 @@ def burst(tx, out):
     except xchan.ChannelFull:
         pass
     out.send((sent, tx.stats()["wraps_undone"]))
+
+
+class Record:
+    """A plain class: its instances travel natively (class by name, __dict__ as state)."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+    def __repr__(self):
+        return f"Record({self.__dict__!r})"
+
+
+def race_helper(ctl, out):
+    """Takes part in the close-race stress rounds: ("drain", rx) receives until the round's
+    senders are gone and reports what it got; ("fill", tx, n) sends 0..n-1 and closes."""
+    for command in ctl:
+        if command[0] == "drain":
+            rx = command[1]
+            out.send(list(rx))
+            rx.close()
+        else:
+            tx, n = command[1], command[2]
+            for i in range(n):
+                tx.send(i, timeout=30)
+            tx.close()
+            out.send("filled")
+
+
+def spin():
+    """Runs Python code until something stops it (an exception raised in it)."""
+    n = 0
+    while True:
+        n += 1
+
+
+def sleep_in_c():
+    """Blocks in C code for long: nothing raised in it is seen before that ends."""
+    import time
+    time.sleep(3600)
+
+
+def fail_later(delay, message):
+    import time
+    time.sleep(delay)
+    raise ValueError(message)
+
+
+class Failure(Exception):
+    def __init__(self, detail):
+        super().__init__(detail)
+        self.detail = detail
+
+
+def fail_with(detail):
+    raise Failure(detail)
+
+
+class UnpicklableError(Exception):
+    def __reduce__(self):
+        raise TypeError("this exception does not pickle")
+
+
+def fail_unpicklably():
+    raise UnpicklableError("no way back")
+
+
+def exit_with(code):
+    import sys
+    sys.exit(code)
+
+
+def noop(*args):
+    pass
