@@ -230,7 +230,8 @@ ChannelStats Channel::stats() const noexcept {
   ChannelStats s{};
   s.received = ring.popped();
   s.sent = ring.pushed();
-  s.queued = s.sent >= s.received ? s.sent - s.received : 0;
+  // Read on their own (not sent - received): in a race they can only come out low.
+  s.queued = ring.size_approx();
   s.queued_bytes = ring.bytes_approx();
   s.capacity = ring.max_records();
   s.max_bytes = ring.data_bytes();

@@ -55,6 +55,7 @@ Status SpscByteRing::attach(RingHeader& header, std::span<std::byte> data) noexc
   hot_window_ = bytes < kHotWindowBytes ? bytes : kHotWindowBytes;
   cached_head_ = head;
   cached_popped_ = atomic_load(header.popped, std::memory_order_relaxed);
+  cached_popped_bytes_ = atomic_load(header.popped_bytes, std::memory_order_relaxed);
   return Status::kOk;
 }
 
@@ -144,20 +145,32 @@ bool SpscByteRing::undo_wrap() noexcept {
   return true;  // `to` < `tail`: at least the padding's room came back
 }
 
-void SpscByteRing::look_at_consumer(std::uint64_t tail, std::uint64_t pushed) noexcept {
+void SpscByteRing::look_at_consumer(std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept {
   // SYNC POINT ring-reclaim (acquire): pairs with publish_head's release of head, so the
   // consumer has finished reading the bytes we are about to overwrite.
   cached_head_ = atomic_load(header_->head, std::memory_order_acquire);
-  // Relaxed: the record count guards no memory (the bytes are guarded by head); it shares
-  // head's line, so this costs no second miss.
+  // Relaxed: the counts guard no memory (the bytes are guarded by head); they share head's
+  // line, so this costs no second miss, and are stored before it (publish_head), so they
+  // are at least as new as the head just read.
   cached_popped_ = atomic_load(header_->popped, std::memory_order_relaxed);
+  cached_popped_bytes_ = atomic_load(header_->popped_bytes, std::memory_order_relaxed);
   // The consumer may have taken records of our open batch, never more.
-  note_high_water(pushed - cached_popped_, tail - cached_head_);
+  note_high_water(pushed - cached_popped_, pushed_bytes - cached_popped_bytes_);
+}
+
+void SpscByteRing::note_fill(std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept {
+  // A ring kept full by a slow consumer calls this for most pushes: it costs a miss on the
+  // consumer's line only while the marks can still rise. Looking after the publish, not
+  // before the push, so that a record the consumer takes meanwhile is not counted.
+  if (pushed - cached_popped_ > atomic_load(header_->high_water_records, std::memory_order_relaxed) ||
+      pushed_bytes - cached_popped_bytes_ > atomic_load(header_->high_water_bytes, std::memory_order_relaxed)) {
+    look_at_consumer(pushed, pushed_bytes);
+  }
 }
 
 void SpscByteRing::note_high_water(std::uint64_t records, std::uint64_t bytes) const noexcept {
   // Relaxed maxima: statistics, guarding nothing. The producer writes them on its slow
-  // path only; stats() callers rarely.
+  // path only (and only when they rise); stats() callers rarely.
   auto raise = [](std::uint64_t& field, std::uint64_t value) {
     std::uint64_t seen = atomic_load(field, std::memory_order_relaxed);
     while (seen < value && !atomic_compare_exchange(field, seen, value, std::memory_order_relaxed)) {
@@ -169,10 +182,33 @@ void SpscByteRing::note_high_water(std::uint64_t records, std::uint64_t bytes) c
 
 SpscByteRing::HighWater SpscByteRing::high_water() const noexcept {
   // What is in flight now counts too (so a channel that never filled still shows its
-  // depth when asked); clamped like size_approx().
+  // depth when asked). Both reads can only under-count in a race, so a mark never exceeds
+  // what was in flight.
   note_high_water(size_approx(), bytes_approx());
   return {atomic_load(header_->high_water_records, std::memory_order_relaxed),
           atomic_load(header_->high_water_bytes, std::memory_order_relaxed)};
+}
+
+Status SpscByteRing::Reader::peek_past(RecordWord word, std::span<const std::byte>& out) noexcept {
+  SpscByteRing& r = ring_;
+  if (static_cast<std::uint32_t>(word >> 32) != record_stamp(head_)) return Status::kEmpty;
+  // A stamped word that is no data record must be a padding record, which runs to the
+  // buffer's end and is always followed by a data record (committed before the padding's
+  // word, so it is there).
+  if (!r.is_padding_record(head_, word)) return Status::kCorrupted;
+  const std::uint64_t head = head_ + kRecordHeaderBytes + (static_cast<std::uint32_t>(word) & ~kPaddingFlag);
+  // SYNC POINT record-publish (acquire), as in try_peek.
+  const RecordWord next = atomic_load(r.word_at(head), std::memory_order_acquire);
+  std::uint64_t len = 0;
+  if (!r.is_data_record(head, next, len)) return Status::kCorrupted;
+  // The padding holds no record: pass it now, whether or not the record gets released;
+  // publish() counts the bytes head moved less these.
+  skipped_ += head - head_;
+  head_ = head;
+  out = std::span<const std::byte>(r.data_ + (head & r.mask_) + kRecordHeaderBytes, static_cast<std::uint32_t>(next));
+  next_head_ = head + len;
+  peeked_ = true;
+  return Status::kOk;
 }
 
 Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept {
@@ -193,7 +229,7 @@ Status SpscByteRing::Writer::reserve_slow(std::size_t n, std::span<std::byte>& o
   // after the first would only cost another miss on its line.
   bool looked = false;
   auto look = [&] {
-    if (!looked) r.look_at_consumer(tail_, pushed_);
+    if (!looked) r.look_at_consumer(pushed_, pushed_bytes());
     looked = true;
   };
   // At a boundary the producer looks at the consumer anyway (fresh indices for the early

@@ -39,18 +39,21 @@ struct ChannelConfig {
 };
 
 /// Counters of one channel, read without stopping it (each field is exact only when the
-/// channel is quiescent).
+/// channel is quiescent; `queued`, `queued_bytes` and the high-water marks are never more
+/// than was in flight).
 struct ChannelStats {
   std::uint64_t sent;             // messages ever published
   std::uint64_t received;         // messages ever consumed
   std::uint64_t queued;           // messages in flight
-  std::uint64_t queued_bytes;     // buffer bytes in flight (record headers included)
+  std::uint64_t queued_bytes;     // their records' bytes: 8-byte header + payload rounded up
+                                  // to 8 each (not the room a wrap skips)
   std::uint64_t capacity;         // messages in flight at most
   std::uint64_t max_bytes;        // buffer bytes
   std::uint64_t max_message;      // largest payload
   std::uint64_t wraps_undone;     // room taken back from behind a wrap (reclaim_stranded)
-  std::uint64_t high_water;       // most messages seen in flight (SpscByteRing::high_water)
-  std::uint64_t high_water_bytes; // most buffer bytes seen in flight
+  std::uint64_t high_water;       // most messages seen in flight, exact whenever the channel
+                                  // filled up (SpscByteRing::high_water); never falls
+  std::uint64_t high_water_bytes; // most queued_bytes seen, likewise
   std::uint32_t senders;          // open Sender handles
   std::uint32_t receivers;        // open Receiver handles
   std::uint32_t parked_senders;   // senders parked (or about to park) for room

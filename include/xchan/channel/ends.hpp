@@ -99,12 +99,15 @@ class Receiver {
   }
   ~Receiver() { close(); }
 
-  /// Takes the oldest message into `out` (replacing its contents). kEmpty, kClosed.
+  /// Takes the oldest message into `out` (replacing its contents). kOk; kEmpty, kClosed
+  /// (nothing queued, no sender open); kNoMemory when `out` cannot grow to the message's
+  /// size: the message stays queued and `out` keeps its contents; kCorrupted. Never waits.
   [[nodiscard]] Status try_recv(std::vector<std::byte>& out) noexcept {
     return try_recv_with(AssignTo{&out});
   }
 
-  /// Blocking try_recv: waits for a message until `deadline`.
+  /// Blocking try_recv: waits for a message until `deadline`. kOk, kClosed, kTimeout,
+  /// kInterrupted, kCorrupted, and kNoMemory as try_recv (at once: waiting cannot help).
   [[nodiscard]] Status recv(std::vector<std::byte>& out, Deadline deadline) noexcept {
     return recv_with(AssignTo{&out}, deadline);
   }
@@ -145,15 +148,22 @@ class Receiver {
   [[nodiscard]] const std::shared_ptr<Channel>& channel() const noexcept { return channel_; }
 
  private:
+  // Refuses (false) when `out` cannot grow, so the channel leaves the message queued and
+  // reports kNoMemory rather than consume a message nobody got.
   struct AssignTo {
     std::vector<std::byte>* out;
-    void operator()(std::span<const std::byte> in) const noexcept {
-      // A vector that cannot grow leaves `out` empty rather than throwing through noexcept.
-      try {
-        out->assign(in.begin(), in.end());
-      } catch (...) {
-        out->clear();
+    bool operator()(std::span<const std::byte> in) const noexcept {
+      if (in.size() <= out->capacity()) {
+        out->assign(in.begin(), in.end());  // no allocation, so no throw
+        return true;
       }
+      try {
+        std::vector<std::byte> grown(in.begin(), in.end());  // `out` untouched if this throws
+        out->swap(grown);
+      } catch (...) {  // bad_alloc (length_error cannot happen: a message is < 2^31 bytes)
+        return false;
+      }
+      return true;
     }
   };
 

@@ -4,8 +4,9 @@
 //
 // Design:
 //  - RingHeader is the shared state: standard-layout, trivially copyable, no pointers.
-//    `tail`/`pushed` are written only by the producer, `head`/`popped` only by the
-//    consumer; each side's pair shares one 128-byte line, apart from the other side's.
+//    `tail`/`pushed`/`pushed_bytes` are written only by the producer, `head`/`popped`/
+//    `popped_bytes` only by the consumer; each side's counters share one 128-byte line,
+//    apart from the other side's.
 //  - SpscByteRing is one process's view of a ring: bounds copied from the header once
 //    (validated), plus each side's cached copy of the other side's index, so the hot path
 //    reads the other side's line only when the cached copy says the ring is full/empty.
@@ -57,19 +58,23 @@ struct RingHeader {
   std::uint64_t data_bytes;   // size of the record buffer, a power of two
   std::uint64_t max_records;  // at most this many records in flight
 
-  // One line per side. `tail`/`pushed` are written by the producer only, `head`/`popped` by
-  // the consumer only; the other side reads them only to refresh its cached copy (or for
-  // statistics), so each line stays with its writer in steady state. Each side stores both
-  // of its fields per publish: one line, not two.
-  alignas(kCacheLine) std::uint64_t tail;  // bytes ever published
+  // One line per side. `tail`/`pushed`/`pushed_bytes` are written by the producer only,
+  // `head`/`popped`/`popped_bytes` by the consumer only; the other side reads them only to
+  // refresh its cached copy (or for statistics), so each line stays with its writer in
+  // steady state. Each side stores all three per publish: one line, not two.
+  // `pushed_bytes - popped_bytes` is the bytes of the records in flight; `tail - head` also
+  // counts the padding a wrap leaves (room, but no record).
+  alignas(kCacheLine) std::uint64_t tail;  // bytes ever published, padding included
   std::uint64_t pushed;                    // records ever published
+  std::uint64_t pushed_bytes;              // their bytes (record_bytes), no padding
   std::uint64_t padded_at;                 // index of the latest padding record (0: none)
   std::uint64_t hold_wraps_at;             // no early wrap while head is here (0: none)
   std::uint64_t wraps_undone;              // times undo_wrap() moved records back
   std::uint64_t high_water_records;        // most records seen in flight (see high_water)
-  std::uint64_t high_water_bytes;          // most bytes seen in flight
-  alignas(kCacheLine) std::uint64_t head;  // bytes ever released
+  std::uint64_t high_water_bytes;          // most record bytes seen in flight
+  alignas(kCacheLine) std::uint64_t head;  // bytes ever released, padding included
   std::uint64_t popped;                    // records ever released
+  std::uint64_t popped_bytes;              // their bytes, no padding
 };
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(std::is_trivially_copyable_v<RingHeader>);
@@ -91,7 +96,7 @@ inline constexpr std::uint32_t kPaddingFlag = 0x8000'0000U;
 }
 
 inline constexpr std::uint64_t kRingMagic = 0x676e'6952'6e61'6878ULL;  // "xhanRing"
-inline constexpr std::uint32_t kRingVersion = 4;
+inline constexpr std::uint32_t kRingVersion = 5;
 
 class SpscByteRing {
  public:
@@ -152,7 +157,7 @@ class SpscByteRing {
 
   /// Producer-side batch cursor. Reserve, fill, commit any number of records, then
   /// publish() once (also done by the destructor). Each record is visible to the consumer
-  /// as soon as it is committed; publish() updates the shared `tail` and record count
+  /// as soon as it is committed; publish() updates the shared `tail` and record counts
   /// (room accounting, statistics) once per batch. Producer thread only; wait-free.
   class Writer {
    public:
@@ -172,7 +177,7 @@ class SpscByteRing {
     /// Closes the open reservation, keeping its first `used` (<= reserved) bytes.
     void commit(std::size_t used) noexcept;
 
-    /// Publishes `tail` and the record count for the records committed so far.
+    /// Publishes `tail` and the record counts for the records committed so far.
     void publish() noexcept;
 
     /// Records committed by this cursor and not yet published.
@@ -181,6 +186,11 @@ class SpscByteRing {
     }
 
    private:
+    // Bytes of the records committed so far, this batch's included (no padding). Counted
+    // per batch, not per record: the batch's share is its span of `tail` less its padding.
+    [[nodiscard]] std::uint64_t pushed_bytes() const noexcept {
+      return atomic_load(ring_.header_->pushed_bytes, std::memory_order_relaxed) + (tail_ - published_tail_) - padded_;
+    }
     // try_reserve's general case: padding, early wrap, large records, index refreshes.
     [[nodiscard]] Status reserve_slow(std::size_t n, std::span<std::byte>& out) noexcept;
     // Opens the reservation of a payload of `n` bytes after `pad` bytes of padding at tail_;
@@ -197,6 +207,7 @@ class SpscByteRing {
     std::uint64_t tail_;    // where the next record goes (includes unpublished records)
     std::uint64_t pushed_;  // records committed (includes unpublished records)
     std::uint64_t published_tail_;
+    std::uint64_t padded_ = 0;          // padding committed since published_tail_
     std::uint64_t reserved_at_ = 0;     // tail_ when the open reservation was made
     std::uint64_t reserved_pad_ = 0;    // padding before the open reservation
     std::size_t reserved_size_ = 0;
@@ -216,9 +227,10 @@ class SpscByteRing {
     Reader(const Reader&) = delete;
     Reader& operator=(const Reader&) = delete;
 
-    /// Views the oldest record's payload without consuming it. kEmpty when there is none,
-    /// kCorrupted when the shared memory holds something that is not a valid record.
-    /// The view stays valid until release() or publish().
+    /// Views the oldest record's payload without consuming it (a padding record in front
+    /// of it is passed for good). kEmpty when there is none, kCorrupted when the shared
+    /// memory holds something that is not a valid record. The view stays valid until
+    /// release() or publish().
     [[nodiscard]] Status try_peek(std::span<const std::byte>& out) noexcept;
 
     /// After try_peek said kEmpty: checks the producer's `tail` to tell a truly empty ring
@@ -233,10 +245,15 @@ class SpscByteRing {
     void publish() noexcept;
 
    private:
+    // try_peek's other cases, given the word at head_: nothing there yet (kEmpty), a
+    // padding record (passed for good, then the record after it is peeked) or garbage.
+    [[nodiscard]] Status peek_past(RecordWord word, std::span<const std::byte>& out) noexcept;
+
     SpscByteRing& ring_;
     std::uint64_t head_;
     std::uint64_t popped_;
     std::uint64_t published_head_;
+    std::uint64_t skipped_ = 0;    // padding passed since published_head_
     std::uint64_t next_head_ = 0;  // head_ after releasing the peeked record
     bool peeked_ = false;
   };
@@ -260,7 +277,9 @@ class SpscByteRing {
       if (used > n) used = n;
       const std::uint64_t next = tail + record_bytes(used);
       seal_record(tail, next, static_cast<std::uint32_t>(used));
-      publish_tail(next, pushed + 1);
+      const std::uint64_t bytes = atomic_load(header_->pushed_bytes, std::memory_order_relaxed) + (next - tail);
+      publish_tail(next, pushed + 1, bytes);
+      check_filled(next, pushed + 1, bytes, record_bytes(n));
       return Status::kOk;
     }
     Writer w(*this);
@@ -282,7 +301,8 @@ class SpscByteRing {
       n = static_cast<std::uint32_t>(word);
       if (n > dst.size()) return Status::kTooLarge;
       copy_from_ring(dst.data(), data_ + (head & mask_) + kRecordHeaderBytes, n);
-      publish_head(head + len, atomic_load(header_->popped, std::memory_order_relaxed) + 1);
+      publish_head(head + len, atomic_load(header_->popped, std::memory_order_relaxed) + 1,
+                   atomic_load(header_->popped_bytes, std::memory_order_relaxed) + len);
       return Status::kOk;
     }
     Reader r(*this);  // padding, empty or corrupted
@@ -296,18 +316,25 @@ class SpscByteRing {
     return Status::kOk;
   }
 
-  /// Records in flight as seen now; exact only when both sides are quiescent. Any thread.
+  /// Records in flight as seen now; exact only when both sides are quiescent. A race can
+  /// make it smaller than what was in flight, never larger (the producer's count is read
+  /// first, so a consumer that moves meanwhile only lowers it; a producer's unpublished
+  /// batch does not count yet). Any thread.
   [[nodiscard]] std::uint64_t size_approx() const noexcept {
+    // Acquire: keeps the consumer's count read after the producer's.
+    const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_acquire);
     const std::uint64_t popped = atomic_load(header_->popped, std::memory_order_relaxed);
-    const std::uint64_t pushed = atomic_load(header_->pushed, std::memory_order_relaxed);
     return pushed >= popped ? pushed - popped : 0;
   }
-  /// Bytes (headers and padding included) in flight as seen now (`tail` lags committed
-  /// records within a producer's batch, so this may briefly under-count). Any thread.
+  /// Bytes of the records in flight as seen now: their header words, payloads and the
+  /// padding of each to 8 bytes, but not the padding records a wrap leaves (room that
+  /// holds no record). Exact when both sides are quiescent; otherwise as size_approx.
+  /// Any thread.
   [[nodiscard]] std::uint64_t bytes_approx() const noexcept {
-    const std::uint64_t head = atomic_load(header_->head, std::memory_order_relaxed);
-    const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
-    return tail >= head ? tail - head : 0;
+    // Acquire: as in size_approx.
+    const std::uint64_t pushed = atomic_load(header_->pushed_bytes, std::memory_order_acquire);
+    const std::uint64_t popped = atomic_load(header_->popped_bytes, std::memory_order_relaxed);
+    return pushed >= popped ? pushed - popped : 0;
   }
   [[nodiscard]] std::uint64_t pushed() const noexcept {
     return atomic_load(header_->pushed, std::memory_order_relaxed);
@@ -315,11 +342,16 @@ class SpscByteRing {
   [[nodiscard]] std::uint64_t popped() const noexcept {
     return atomic_load(header_->popped, std::memory_order_relaxed);
   }
-  /// The most records and bytes seen in flight: exact whenever the ring filled up (the
-  /// producer then looks at the consumer's indices), otherwise sampled when the producer
-  /// looks anyway: at every window-sized boundary (256 KiB of traffic, or a lap of a
-  /// smaller buffer) and at each call of this function, which also counts what is in
-  /// flight now. A short peak in between may not show. Any thread.
+  /// The most records, and record bytes (as bytes_approx), seen in flight; they never fall.
+  /// Exact whenever the ring filled up: a push found no room, or a push (a batch) left no
+  /// room for another record of its size, or reached the record limit. The producer then
+  /// reads the consumer's counters (right after publishing such a push), and notes what is
+  /// in flight unless that cannot exceed the marks. A consumer that takes records between
+  /// the push and that read makes the note lower by as much; a mark never counts more
+  /// than was in flight. Otherwise the marks are sampled where the producer looks anyway (at
+  /// every window-sized boundary: 256 KiB of traffic, or a lap of a smaller buffer) and
+  /// at each call of this function, which also counts what is in flight now; a short peak
+  /// in between may not show. Any thread.
   struct HighWater {
     std::uint64_t records;
     std::uint64_t bytes;
@@ -343,10 +375,13 @@ class SpscByteRing {
       return payload.size();
     }
   };
-  // Producer: refreshes the cached copies of the consumer's indices (one line) and notes
-  // what is in flight for the high-water marks. `tail`, `pushed`: the producer's own,
-  // its open batch included.
-  void look_at_consumer(std::uint64_t tail, std::uint64_t pushed) noexcept;
+  // Producer: refreshes the cached copies of the consumer's counters (one line) and notes
+  // what is in flight for the high-water marks. `pushed`, `pushed_bytes`: the producer's
+  // own, its open batch included.
+  void look_at_consumer(std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept;
+  // check_filled's rare part: looks at the consumer unless the cached counters (which only
+  // lag, so they bound what is in flight from above) show no mark could rise.
+  void note_fill(std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept;
   // Whether these indices admit undoing the wrap whose padding is at `pad`: the consumer
   // has not passed it, and the records written since (from `front`, set here, to `tail`)
   // fit between the padding and the buffer's end without overlapping where they are.
@@ -372,6 +407,18 @@ class SpscByteRing {
     return n <= max_payload_ && ((tail - 1) & (hot_window_ - 1)) + need < hot_window_ && need < kLargeRecordBytes &&
            tail + need - cached_head_ <= data_bytes_ && pushed - cached_popped_ < max_records_;
   }
+  /// After a publish up to `tail`, `pushed`, `pushed_bytes` (the producer's own counts):
+  /// when the cached counters say the ring is now full (no room for another record of
+  /// `need` bytes, or the record limit reached), notes the fill for the high-water marks.
+  /// Only then, and only when the marks could rise, does it read the consumer's line: a
+  /// fill that no later push runs into (filled to capacity, then drained) is seen only
+  /// here, since a stale `popped` says full only at the next push, after the drain.
+  [[gnu::always_inline]] void check_filled(std::uint64_t tail, std::uint64_t pushed, std::uint64_t pushed_bytes,
+                                           std::uint64_t need) noexcept {
+    if (tail + need - cached_head_ > data_bytes_ || pushed - cached_popped_ >= max_records_) [[unlikely]] {
+      note_fill(pushed, pushed_bytes);
+    }
+  }
   /// Zeroes the word at `next` if an earlier lap left one there that reads as the record
   /// for that index (see seal_record). Only while `next` is free space: a full lap past
   /// `head` (a lower bound of the consumer's) it is the header of the record at head.
@@ -383,7 +430,9 @@ class SpscByteRing {
     }
   }
   /// Publishes the data record of `used` bytes at `at`, whose successor goes at `next`.
-  void seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept;
+  /// Forced inline: GCC's heuristics left it out of line in the channel's send path once
+  /// that path grew a little, a call per message (see docs/performance.md).
+  [[gnu::always_inline]] void seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept;
   /// True when `word`, read at `at`, is a padding record: it always runs to the buffer's end.
   [[nodiscard]] bool is_padding_record(std::uint64_t at, RecordWord word) const noexcept {
     const auto low = static_cast<std::uint32_t>(word);
@@ -397,16 +446,19 @@ class SpscByteRing {
     return static_cast<std::uint32_t>(word >> 32) == record_stamp(head) && (low & kPaddingFlag) == 0 &&
            low <= max_payload_ && (head & mask_) + len <= data_bytes_;
   }
-  void publish_tail(std::uint64_t tail, std::uint64_t pushed) noexcept {
-    // Relaxed: `pushed` is a count for sizing and stats; records publish themselves.
+  void publish_tail(std::uint64_t tail, std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept {
+    // Relaxed: counts for sizing and stats; records publish themselves.
     atomic_store(header_->pushed, pushed, std::memory_order_relaxed);
+    atomic_store(header_->pushed_bytes, pushed_bytes, std::memory_order_relaxed);
     // SYNC POINT tail-publish (release): pairs with the acquire in Reader::verify_empty and
     // attach(); every record below `tail` has its word stored (corruption check).
     atomic_store(header_->tail, tail, std::memory_order_release);
   }
-  void publish_head(std::uint64_t head, std::uint64_t popped) noexcept {
-    // Relaxed: `popped` guards no memory (see Writer::try_reserve).
+  void publish_head(std::uint64_t head, std::uint64_t popped, std::uint64_t popped_bytes) noexcept {
+    // Relaxed: counts that guard no memory (see Writer::try_reserve). Stored before `head`,
+    // so a producer that reads them after its acquire of `head` never finds them older.
     atomic_store(header_->popped, popped, std::memory_order_relaxed);
+    atomic_store(header_->popped_bytes, popped_bytes, std::memory_order_relaxed);
     // SYNC POINT ring-reclaim (release): pairs with Writer::try_reserve's acquire of head;
     // all reads of the released records happen before the producer may overwrite them.
     atomic_store(header_->head, head, std::memory_order_release);
@@ -421,10 +473,11 @@ class SpscByteRing {
   std::uint64_t max_payload_ = 0;
   std::uint64_t hot_window_ = 0;
 
-  // Producer-local: its cached copies of the consumer's indices (stale copies only ever
+  // Producer-local: its cached copies of the consumer's counters (stale copies only ever
   // under-estimate free space, so they are safe).
   alignas(kCacheLine) std::uint64_t cached_head_ = 0;
   std::uint64_t cached_popped_ = 0;
+  std::uint64_t cached_popped_bytes_ = 0;
 
 };
 
@@ -453,13 +506,15 @@ inline void SpscByteRing::Writer::commit(std::size_t used) noexcept {
                  std::memory_order_release);
     // Relaxed: read only by producers (undo_wrap, stranded), ordered by the producer side.
     atomic_store(r.header_->padded_at, reserved_at_, std::memory_order_relaxed);
+    padded_ += reserved_pad_;
   }
   tail_ = next;
   ++pushed_;
   open_ = false;
 }
 
-inline void SpscByteRing::seal_record(std::uint64_t at, std::uint64_t next, std::uint32_t used) noexcept {
+[[gnu::always_inline]] inline void SpscByteRing::seal_record(std::uint64_t at, std::uint64_t next,
+                                                             std::uint32_t used) noexcept {
   // Record boundaries move from lap to lap, so the slot where the next header will go may
   // hold old payload bytes that happen to look like the valid word for that index. The
   // consumer reads that slot right after this record, so such a word is zeroed first. Only
@@ -475,35 +530,25 @@ inline void SpscByteRing::seal_record(std::uint64_t at, std::uint64_t next, std:
 
 inline void SpscByteRing::Writer::publish() noexcept {
   if (tail_ == published_tail_) return;
-  ring_.publish_tail(tail_, pushed_);
+  const std::uint64_t bytes = pushed_bytes();
+  ring_.publish_tail(tail_, pushed_, bytes);
   published_tail_ = tail_;
+  padded_ = 0;
+  // Once per batch, at its end: a batch that filled the ring and went on did so because
+  // its cached copies were stale, and refreshed them (looked) when they ran out.
+  ring_.check_filled(tail_, pushed_, bytes, record_bytes(reserved_size_));
 }
 
 inline Status SpscByteRing::Reader::try_peek(std::span<const std::byte>& out) noexcept {
   SpscByteRing& r = ring_;
-  std::uint64_t head = head_;
-  // At most two iterations: a padding record is always followed by a data record.
-  for (int step = 0; step < 2; ++step) {
-    // SYNC POINT record-publish (acquire): pairs with Writer::commit's release store.
-    const RecordWord word = atomic_load(r.word_at(head), std::memory_order_acquire);
-    if (static_cast<std::uint32_t>(word >> 32) != record_stamp(head)) {
-      return step == 0 ? Status::kEmpty : Status::kCorrupted;
-    }
-    const std::uint32_t size = static_cast<std::uint32_t>(word) & ~kPaddingFlag;
-    const std::uint64_t offset = head & r.mask_;
-    if ((static_cast<std::uint32_t>(word) & kPaddingFlag) != 0) {
-      if (step != 0 || !r.is_padding_record(head, word)) return Status::kCorrupted;
-      head += kRecordHeaderBytes + size;
-      continue;
-    }
-    std::uint64_t len = 0;
-    if (!r.is_data_record(head, word, len)) return Status::kCorrupted;
-    out = std::span<const std::byte>(r.data_ + offset + kRecordHeaderBytes, size);
-    next_head_ = head + len;
-    peeked_ = true;
-    return Status::kOk;
-  }
-  return Status::kCorrupted;
+  // SYNC POINT record-publish (acquire): pairs with seal_record's release store.
+  const RecordWord word = atomic_load(r.word_at(head_), std::memory_order_acquire);
+  std::uint64_t len = 0;
+  if (!r.is_data_record(head_, word, len)) [[unlikely]] return peek_past(word, out);
+  out = std::span<const std::byte>(r.data_ + (head_ & r.mask_) + kRecordHeaderBytes, static_cast<std::uint32_t>(word));
+  next_head_ = head_ + len;
+  peeked_ = true;
+  return Status::kOk;
 }
 
 inline Status SpscByteRing::Reader::verify_empty() noexcept {
@@ -528,8 +573,12 @@ inline void SpscByteRing::Reader::release() noexcept {
 
 inline void SpscByteRing::Reader::publish() noexcept {
   if (head_ == published_head_) return;
-  ring_.publish_head(head_, popped_);
+  // The records' bytes, counted per batch as in Writer::pushed_bytes.
+  ring_.publish_head(head_, popped_,
+                     atomic_load(ring_.header_->popped_bytes, std::memory_order_relaxed) + (head_ - published_head_) -
+                         skipped_);
   published_head_ = head_;
+  skipped_ = 0;
 }
 
 }  // namespace xchan::core

@@ -7,11 +7,31 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <new>
 #include <optional>
 #include <chrono>
 #include <thread>
 
 #include "ring_fixture.hpp"
+
+// Allocation failure on demand, to test what a receive into a vector does when the vector
+// cannot grow: while a thread's `fail_allocations_from` is nonzero, its allocations of at
+// least that many bytes throw std::bad_alloc. This replaces the global operator new of
+// this test program only.
+namespace {
+thread_local std::size_t fail_allocations_from = 0;
+}  // namespace
+
+// Not inlined, new nor delete: GCC would then pair malloc() with operator delete, or
+// operator new with free(), and warn.
+[[gnu::noinline]] void* operator new(std::size_t n) {
+  if (fail_allocations_from != 0 && n >= fail_allocations_from) throw std::bad_alloc();
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace xchan {
 namespace {
@@ -451,6 +471,106 @@ TEST(ChannelTest, StatsCountTraffic) {
   // window boundary was crossed), so the mark is what is in flight when asked.
   EXPECT_EQ(s.high_water, 4U);
   EXPECT_EQ(s.high_water_bytes, 4U * 16U);
+}
+
+TEST(ChannelTest, HighWaterIsExactAfterManyFillsToCapacity) {
+  // Filled to capacity and drained 2,000 times, no send ever finding it full: the mark is
+  // the capacity, and never falls in between.
+  Pair p(small(8));
+  std::vector<std::byte> out;
+  std::uint64_t last = 0;
+  for (std::uint64_t cycle = 0; cycle < 2000; ++cycle) {
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_EQ(p.tx.try_send(pattern(32, i)), Status::kOk);
+    for (std::uint64_t i = 0; i < 8; ++i) {
+      ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+      ASSERT_TRUE(matches_pattern(out, i));
+    }
+    if (cycle % 100 == 99) {
+      const std::uint64_t now = p.tx.channel()->stats().high_water;
+      ASSERT_GE(now, last);
+      last = now;
+    }
+  }
+  const ChannelStats s = p.tx.channel()->stats();
+  EXPECT_EQ(s.high_water, 8U);
+  EXPECT_EQ(s.high_water_bytes, 8U * 40U);
+  EXPECT_EQ(s.queued, 0U);
+  EXPECT_EQ(s.queued_bytes, 0U);
+}
+
+TEST(ChannelTest, HighWaterIsExactAfterManyFillsOfTheBuffer) {
+  // The same bounded by bytes: four 1000-byte messages fill a 4096-byte buffer.
+  Pair p(small(1000, 4096));
+  std::vector<std::byte> out;
+  for (std::uint64_t cycle = 0; cycle < 2000; ++cycle) {
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_EQ(p.tx.try_send(pattern(1000, i)), Status::kOk);
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  }
+  const ChannelStats s = p.tx.channel()->stats();
+  EXPECT_EQ(s.high_water, 4U);
+  EXPECT_EQ(s.high_water_bytes, 4U * 1008U);
+}
+
+TEST(ChannelTest, QueuedBytesAreTheRecordsInFlightNotTheRoomAWrapSkips) {
+  // A 64 MiB channel with 256 messages of 32 B in flight, one received and one sent at a
+  // time: the sender wraps back to the front at every 256 KiB boundary, leaving a padding
+  // of almost 64 MiB that holds no message. It once showed as 66,854,912 queued bytes.
+  ChannelConfig config = small(1 << 20, std::uint64_t{64} << 20);
+  Pair p(config);
+  ASSERT_EQ(p.status, Status::kOk);
+  constexpr std::uint64_t kInFlight = 256;
+  constexpr std::uint64_t kRecord = 40;  // 8-byte header + 32 B
+  for (std::uint64_t i = 0; i < kInFlight; ++i) ASSERT_EQ(p.tx.try_send(pattern(32, i)), Status::kOk);
+  std::vector<std::byte> out;
+  // Four windows' worth of traffic: several early wraps.
+  for (std::uint64_t i = kInFlight; i < kInFlight + 4 * core::SpscByteRing::kHotWindowBytes / kRecord; ++i) {
+    ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+    ASSERT_TRUE(matches_pattern(out, i - kInFlight));
+    ASSERT_EQ(p.tx.try_send(pattern(32, i)), Status::kOk);
+    const ChannelStats s = p.tx.channel()->stats();
+    ASSERT_EQ(s.queued, kInFlight) << "message " << i;
+    ASSERT_EQ(s.queued_bytes, kInFlight * kRecord) << "message " << i;
+  }
+  const ChannelStats s = p.tx.channel()->stats();
+  EXPECT_EQ(s.high_water, kInFlight);
+  EXPECT_EQ(s.high_water_bytes, kInFlight * kRecord);
+}
+
+TEST(ChannelTest, ADrainThatRefusesLeavesTheMessageQueued) {
+  Pair p(small(8));
+  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_EQ(p.tx.try_send(pattern(16, i)), Status::kOk);
+  EXPECT_EQ(p.rx.try_recv_with([](std::span<const std::byte>) { return false; }), Status::kNoMemory);
+  EXPECT_EQ(p.rx.channel()->stats().queued, 3U);
+  // A batch takes the prefix its drain accepted.
+  int calls = 0;
+  std::size_t got = 0;
+  EXPECT_EQ(p.rx.recv_many_with(8, [&](std::span<const std::byte>) { return ++calls <= 2; }, Deadline::now(), got),
+            Status::kOk);
+  EXPECT_EQ(got, 2U);
+  EXPECT_EQ(p.rx.channel()->stats().queued, 1U);
+  std::vector<std::byte> out;
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_TRUE(matches_pattern(out, 2));
+}
+
+TEST(ChannelTest, ReceiveIntoAVectorThatCannotGrowLeavesTheMessageQueued) {
+  Pair p(small(8));
+  ASSERT_EQ(p.tx.try_send(pattern(1000, 7)), Status::kOk);
+  const std::vector<std::byte> before(5, std::byte{0x5a});
+  std::vector<std::byte> out = before;
+  Status tried = Status::kOk;
+  Status waited = Status::kOk;
+  fail_allocations_from = 1000;  // the 1000-byte buffer `out` needs
+  tried = p.rx.try_recv(out);
+  waited = p.rx.recv(out, Deadline::after(1s));  // returns at once: neither waits nor drops
+  fail_allocations_from = 0;
+  EXPECT_EQ(tried, Status::kNoMemory);
+  EXPECT_EQ(waited, Status::kNoMemory);
+  EXPECT_EQ(out, before);
+  EXPECT_EQ(p.rx.channel()->stats().queued, 1U);
+  ASSERT_EQ(p.rx.try_recv(out), Status::kOk);
+  EXPECT_EQ(out.size(), 1000U);
+  EXPECT_TRUE(matches_pattern(out, 7));
 }
 
 TEST(ChannelTest, ParkedReceiverShowsInStats) {

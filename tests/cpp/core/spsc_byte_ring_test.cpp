@@ -223,9 +223,10 @@ TEST(SpscByteRingTest, PaddingCountsAgainstFreeSpace) {
     ASSERT_EQ(r.ring.try_push(pattern(40, 0)), Status::kOk);
     pop(r.ring, s);
   }
-  // Queue 3 records of 48 (at 240->pad 16, then 0, 48, 96) = 16 + 144 bytes used.
+  // Queue 3 records of 48 (at 240->pad 16, then 0, 48, 96) = 16 + 144 bytes used; the
+  // padding is no record, so bytes_approx() leaves it out.
   for (int i = 0; i < 3; ++i) ASSERT_EQ(r.ring.try_push(pattern(40, 0)), Status::kOk);
-  EXPECT_EQ(r.ring.bytes_approx(), 16U + 144U);
+  EXPECT_EQ(r.ring.bytes_approx(), 144U);
   // 96 bytes left (144..240): a 96-byte record (88 payload) fits exactly, one more does not.
   ASSERT_EQ(r.ring.try_push(pattern(88, 0)), Status::kOk);
   EXPECT_EQ(r.ring.try_push({}), Status::kFull);
@@ -545,6 +546,111 @@ TEST(SpscByteRingTest, HighWaterKeepsWhatItWasAskedAndNeverFalls) {
   ASSERT_EQ(r.ring.try_push(pattern(8, 3)), Status::kOk);
   EXPECT_EQ(r.ring.high_water().records, 3U);
   EXPECT_EQ(r.ring.high_water().bytes, 3U * 16U);
+}
+
+TEST(SpscByteRingTest, HighWaterIsExactAfterManyFillAndDrainCycles) {
+  // Filled to the record limit and drained, 2,000 times, with no push ever failing: the
+  // fill itself must be seen. (The producer used to look at the consumer only when its
+  // stale copy of `popped` said full, which in these cycles is right after each drain.)
+  OwnedRing by_count(4096, 8);
+  Status s;
+  for (std::uint64_t cycle = 0; cycle < 2000; ++cycle) {
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_EQ(by_count.ring.try_push(pattern(8, i)), Status::kOk);
+    for (std::uint64_t i = 0; i < 8; ++i) ASSERT_TRUE(matches_pattern(pop(by_count.ring, s), i));
+  }
+  EXPECT_EQ(by_count.ring.high_water().records, 8U);
+  EXPECT_EQ(by_count.ring.high_water().bytes, 8U * 16U);
+  // Filled by bytes: four 1008-byte records leave no room for a fifth, and the padding
+  // that the next cycle's wrap leaves is no record.
+  OwnedRing by_bytes(4096, 1000);
+  for (std::uint64_t cycle = 0; cycle < 2000; ++cycle) {
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_EQ(by_bytes.ring.try_push(pattern(1000, i)), Status::kOk);
+    for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(matches_pattern(pop(by_bytes.ring, s), i));
+  }
+  EXPECT_EQ(by_bytes.ring.high_water().records, 4U);
+  EXPECT_EQ(by_bytes.ring.high_water().bytes, 4U * 1008U);
+}
+
+TEST(SpscByteRingTest, HighWaterSeesAFillThroughABatchWriter) {
+  // The same through a Writer: the batch that reaches the record limit is seen before it
+  // is published, so draining it before anyone asks loses nothing.
+  OwnedRing r(4096, 6);
+  Status s;
+  for (std::uint64_t cycle = 0; cycle < 100; ++cycle) {
+    SpscByteRing::Writer w(r.ring);
+    for (std::uint64_t i = 0; i < 6; ++i) {
+      std::span<std::byte> out;
+      ASSERT_EQ(w.try_reserve(24, out), Status::kOk);
+      test::fill_pattern(out, i);
+      w.commit(24);
+    }
+    w.publish();
+    for (std::uint64_t i = 0; i < 6; ++i) ASSERT_TRUE(matches_pattern(pop(r.ring, s), i));
+  }
+  EXPECT_EQ(r.ring.high_water().records, 6U);
+  EXPECT_EQ(r.ring.high_water().bytes, 6U * 32U);
+}
+
+TEST(SpscByteRingTest, BytesInFlightLeaveOutTheRoomAWrapSkips) {
+  // 256 messages of 32 B (40-byte records) in flight through a 4 MiB ring, one in and one
+  // out at a time: the producer wraps early at every window boundary, and the padding it
+  // leaves (most of the buffer) takes room but holds no record.
+  constexpr std::size_t kBytes = 16 * SpscByteRing::kHotWindowBytes;
+  constexpr std::uint64_t kInFlight = 256;
+  OwnedRing r(kBytes, 1 << 20);
+  for (std::uint64_t i = 0; i < kInFlight; ++i) ASSERT_EQ(r.ring.try_push(pattern(32, i)), Status::kOk);
+  Status s;
+  std::uint64_t max_seen = 0;
+  for (std::uint64_t i = kInFlight; i < kInFlight + 3 * kBytes / 40; ++i) {
+    ASSERT_TRUE(matches_pattern(pop(r.ring, s), i - kInFlight));
+    ASSERT_EQ(r.ring.try_push(pattern(32, i)), Status::kOk);
+    max_seen = std::max(max_seen, r.ring.bytes_approx());
+    ASSERT_EQ(r.ring.bytes_approx(), kInFlight * 40) << "message " << i;
+  }
+  EXPECT_EQ(max_seen, kInFlight * 40);
+  EXPECT_EQ(r.ring.high_water().records, kInFlight);
+  EXPECT_EQ(r.ring.high_water().bytes, kInFlight * 40);
+}
+
+TEST(SpscByteRingTest, APaddingPassedByAPeekWithoutReleaseCountsNoBytes) {
+  // A consumer that peeks past a padding record and then does not take the record behind
+  // it (a drain that refused) has passed the padding for good; the record stays, and so
+  // do its bytes.
+  OwnedRing r(256, 100);
+  Status s;
+  for (int i = 0; i < 5; ++i) {  // to offset 240: the next 48-byte record goes to 0
+    ASSERT_EQ(r.ring.try_push(pattern(40, 0)), Status::kOk);
+    pop(r.ring, s);
+  }
+  ASSERT_EQ(r.ring.try_push(pattern(40, 7)), Status::kOk);
+  {
+    SpscByteRing::Reader reader(r.ring);
+    std::span<const std::byte> in;
+    ASSERT_EQ(reader.try_peek(in), Status::kOk);
+    EXPECT_TRUE(matches_pattern(in, 7));
+  }  // published without a release
+  EXPECT_EQ(r.ring.size_approx(), 1U);
+  EXPECT_EQ(r.ring.bytes_approx(), 48U);
+  EXPECT_TRUE(matches_pattern(pop(r.ring, s), 7));
+  EXPECT_EQ(s, Status::kOk);
+  EXPECT_EQ(r.ring.bytes_approx(), 0U);
+}
+
+TEST(SpscByteRingTest, BytesInFlightStayTheSameWhenAWrapIsUndone) {
+  // undo_wrap moves the records and drops the padding: the records in flight, and their
+  // bytes, are what they were.
+  constexpr std::size_t kBytes = 4 * SpscByteRing::kHotWindowBytes;
+  OwnedRing r(kBytes, 1 << 24);
+  const std::uint64_t n = burst_after_a_drain(r, 0);
+  EXPECT_EQ(r.ring.bytes_approx(), n * 72);
+  ASSERT_TRUE(r.ring.undo_wrap());
+  EXPECT_EQ(r.ring.bytes_approx(), n * 72);
+  EXPECT_EQ(r.ring.size_approx(), n);
+  std::uint64_t more = n;
+  while (r.ring.try_push(pattern(64, more)) == Status::kOk) ++more;
+  EXPECT_EQ(r.ring.bytes_approx(), more * 72);
+  EXPECT_EQ(r.ring.high_water().bytes, more * 72);  // the burst filled it: exact
+  EXPECT_EQ(r.ring.high_water().records, more);
 }
 
 TEST(SpscByteRingTest, BacklogUsesTheWholeBufferBeyondTheHotWindow) {
