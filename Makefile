@@ -29,12 +29,14 @@ test: build
 demo: build
 	$(PY) examples/pipeline_demo.py
 
-# Python-level comparisons (JSON + table in docs/performance-python.md), then every C++
+# Python-level comparisons (JSON + table in docs/performance-python.md), memory per spawn
+# against CPython's own interpreter create/destroy (docs/performance.md), then every C++
 # benchmark case, median of 5 repetitions interleaved in random order (this machine's speed drifts
 # within a run), JSON under bench/results/.
 bench: build
 	mkdir -p bench/results
 	$(PY) bench/python/compare.py --json bench/results/python.json --markdown docs/performance-python.md
+	$(PY) bench/python/spawn_memory.py --cycles 600 --json bench/results/spawn_memory.json
 	$(BUILD)/bench/cpp/xchan_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true \
 	  --benchmark_min_time=0.2 --benchmark_out=bench/results/cpp.json --benchmark_out_format=json
 
