@@ -526,6 +526,31 @@ class ChannelApiTest(unittest.TestCase):
         tx.send(1)
         self.assertEqual(tx.stats()["high_water"], 8)  # never falls
 
+    def test_stats_count_the_messages_not_the_room_a_wrap_skips(self):
+        tx, rx = xchan.channel(capacity=1 << 20, max_bytes=64 << 20)
+        message = b"x" * 27  # 32 bytes encoded: a 40-byte record
+        peak = 0
+        for i in range(20_000):  # 800 KB of traffic: the ring wraps early at 256 KiB windows
+            tx.send(message)
+            if i >= 255:
+                rx.recv()
+            s = tx.stats()
+            self.assertEqual(s["queued_bytes"], s["queued"] * 40)
+            peak = max(peak, s["queued"])
+        self.assertEqual(peak, 255)  # looked at after each receive
+        s = tx.stats()
+        self.assertEqual((s["queued"], s["queued_bytes"]), (255, 255 * 40))
+        self.assertEqual((s["high_water"], s["high_water_bytes"]), (256, 256 * 40))
+
+    def test_high_water_is_exact_after_many_fills(self):
+        tx, rx = xchan.channel(capacity=8)
+        for _ in range(2000):
+            self.assertEqual(tx.send_many(range(8)), 8)
+            self.assertEqual(rx.recv_many(8), list(range(8)))
+        s = rx.stats()
+        self.assertEqual((s["high_water"], s["high_water_bytes"]), (8, 8 * 24))  # 9-byte ints: 24-byte records
+        self.assertEqual((s["queued"], s["queued_bytes"]), (0, 0))
+
     def test_send_many_and_recv_many(self):
         tx, rx = xchan.channel(capacity=64)
         self.assertEqual(tx.send_many(range(10)), 10)
