@@ -61,7 +61,7 @@ Status SpscByteRing::attach(RingHeader& header, std::span<std::byte> data) noexc
 
 bool SpscByteRing::can_reserve(std::size_t n) const noexcept {
   if (n > max_payload_) return false;
-  // Acquire: ring-reclaim, as in Writer::try_reserve.
+  // Acquire: ring-reclaim, as in look_at_consumer.
   const std::uint64_t head = atomic_load(header_->head, std::memory_order_acquire);
   const std::uint64_t tail = atomic_load(header_->tail, std::memory_order_relaxed);
   const std::uint64_t popped = atomic_load(header_->popped, std::memory_order_relaxed);

@@ -26,7 +26,8 @@
 //  - Fencing::kAdaptive (what channels use in one process): kProcessLocal while notifies
 //    find nobody parked, kSymmetric while threads keep parking. A membarrier interrupts
 //    every CPU running one of our threads; when the peer of a ping-pong is running, that
-//    costs the parking thread ~10 us in a VM, more than the futex round trip itself. So
+//    can cost the parking thread more than the futex round trip itself (a VM exit per
+//    interrupted CPU; docs/performance.md, "Parking without membarrier"). So
 //    the first park also switches the word to symmetric notifies (`mode`: light ->
 //    switching -> symmetric, by CAS, with that park's heavy barrier in between), and
 //    later parks that see `symmetric` skip the barrier. Notifiers use the RMW unless the

@@ -5,10 +5,8 @@
 // vector moves at those addresses keep crossing cache lines, and a load or store that
 // spans two lines which the other core is also using costs more than two plain ones.
 // copy_to_ring / copy_from_ring touch the ring only in aligned 8-byte words (the caller's
-// side may be unaligned): the 64 B ring in the benchmark binary went from 74-80 M to
-// 94-103 M msgs/s, the blocking channel from 74-84 M to 88-97 M (docs/performance.md).
-// Inline, without a call: as an outlined call, or through libc's vector moves, the
-// copies of a 64 B message ran the ring at about half the speed.
+// side may be unaligned), and are inlined: an outlined call, or libc's vector moves, cost
+// small messages much of their speed (docs/performance.md, "Copies in aligned words").
 #pragma once
 
 #include <bit>
@@ -34,8 +32,8 @@ namespace detail {
 }
 /// `words` 8-byte moves through general registers, four loads before four stores: the
 /// empty asm keeps GCC from merging them into vector moves, which would cross lines again.
-/// The shape matters more than it should (docs/performance.md): one move at a time made the
-/// ring's loop faster and the blocking channel 25-30% slower.
+/// Keep the four-move step: the loop's shape changes the ring's and the channel's speeds
+/// in opposite directions (docs/performance.md, "The 64 B ring against Boost").
 [[gnu::always_inline]] inline void copy_words(std::byte* dst, const std::byte* src, std::size_t words) noexcept {
   std::size_t i = 0;
   for (; i + 4 <= words; i += 4) {

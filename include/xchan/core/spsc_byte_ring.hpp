@@ -18,7 +18,7 @@
 //    the payload size and a stamp derived from the record's index. The consumer polls the
 //    word at its head, never the producer's `tail` line, so in steady state only the
 //    record's own lines move between cores (polling `tail` made the two sides fight over
-//    one line: 3-10x slower here, see docs/performance.md). A stale word from an earlier
+//    one line: docs/performance.md, "Records publish themselves"). A stale word from an earlier
 //    lap, or zeroed memory, carries another stamp and reads as "not yet written".
 //    `tail` is still published, for sizing, statistics and corruption checks.
 //  - Early wrap: in a buffer larger than kHotWindowBytes, the producer goes back to offset
@@ -455,12 +455,14 @@ class SpscByteRing {
     atomic_store(header_->tail, tail, std::memory_order_release);
   }
   void publish_head(std::uint64_t head, std::uint64_t popped, std::uint64_t popped_bytes) noexcept {
-    // Relaxed: counts that guard no memory (see Writer::try_reserve). Stored before `head`,
-    // so a producer that reads them after its acquire of `head` never finds them older.
+    // Relaxed: counts that guard no memory (the bytes are guarded by `head`). Stored before
+    // `head`, so a producer that reads them after its acquire of `head` never finds them older.
     atomic_store(header_->popped, popped, std::memory_order_relaxed);
     atomic_store(header_->popped_bytes, popped_bytes, std::memory_order_relaxed);
-    // SYNC POINT ring-reclaim (release): pairs with Writer::try_reserve's acquire of head;
-    // all reads of the released records happen before the producer may overwrite them.
+    // SYNC POINT ring-reclaim (release): pairs with look_at_consumer's acquire of head (the
+    // producer's refresh of its cached copy, from Writer::try_reserve's slow path and the
+    // fill check) and can_reserve's; all reads of the released records happen before the
+    // producer may overwrite them.
     atomic_store(header_->head, head, std::memory_order_release);
   }
 
