@@ -7,15 +7,18 @@ PY ?= $(lastword $(subst $(comma), ,$(PYTHONS)))
 comma := ,
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python_bindings
 
-.PHONY: all deps build test demo bench install clean
+.PHONY: all deps build test demo bench run install clean
 
 all: build
 
+TOOL_PY = $(CURDIR)/.venv/tools/bin/python
+
 deps:
 	@scripts/ensure_deps.sh
+	@scripts/ensure_venv.sh tools $(PY) requirements/tools.txt >/dev/null
 
 $(BUILD)/build.ninja: | deps
-	meson setup $(BUILD) -Dpythons=$(PYTHONS) $(MESON_OPTS)
+	meson setup $(BUILD) -Dpythons=$(PYTHONS) -Dtool_python=$(TOOL_PY) $(MESON_OPTS)
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -39,6 +42,10 @@ bench: build
 	$(PY) bench/python/spawn_memory.py --cycles 600 --json bench/results/spawn_memory.json
 	$(BUILD)/bench/cpp/xchan_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true --benchmark_enable_random_interleaving=true \
 	  --benchmark_min_time=0.2 --benchmark_out=bench/results/cpp.json --benchmark_out_format=json
+
+# Runs a script of yours against the build tree: make run SCRIPT=my_script.py [PY=...]
+run: build
+	$(PY) $(SCRIPT)
 
 # Installs the package into the chosen interpreter's site-packages (PY=/path/to/python3.X).
 install: build

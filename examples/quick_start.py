@@ -2,7 +2,7 @@
 import xchan
 
 
-def square_all(jobs, results):           # runs in its own interpreter, own GIL
+def square_all(jobs: xchan.Receiver, results: xchan.Sender) -> None:  # runs in its own interpreter
     for n in jobs:
         results.send(n * n)
 
