@@ -420,6 +420,28 @@ class ChannelApiTest(unittest.TestCase):
         self.assertRegex(repr(w), r"^<xchan\.Worker workers\.noop (running|finished)>$")
         w.join()
 
+    def test_sizes_are_checked_alike_with_a_message(self):
+        for bad in ("1", 1.5, None, True, 0, -1, 2**40 + 1, 2**70, -(2**70)):
+            with self.subTest(max_bytes=bad):
+                with self.assertRaises((TypeError, ValueError)) as made:
+                    xchan.channel(max_bytes=bad)
+                with self.assertRaises((TypeError, ValueError)) as asked:
+                    xchan.max_message_for(bad)
+                self.assertIs(type(made.exception), type(asked.exception))
+                self.assertEqual(str(made.exception), str(asked.exception))
+                self.assertIn("max_bytes", str(made.exception))
+        for bad in ("1", True, 0, 2**40 + 1):
+            with self.subTest(capacity=bad):
+                with self.assertRaises((TypeError, ValueError)) as cm:
+                    xchan.channel(capacity=bad)
+                self.assertIn("capacity", str(cm.exception))
+        for max_bytes, buffer in ((1, 4096), (4096, 4096), (5000, 8192), (1 << 20, 1 << 20)):
+            with self.subTest(max_bytes=max_bytes):
+                tx, rx = xchan.channel(max_bytes=max_bytes)
+                self.assertEqual(tx.stats()["max_bytes"], buffer)  # rounded up to a power of two, >= 4096
+                self.assertEqual(tx.stats()["max_message"], xchan.max_message_for(max_bytes))
+                self.assertEqual(xchan.max_message_for(max_bytes), buffer // 2 - 13)
+
     def test_ends_cannot_be_instantiated_directly(self):
         with self.assertRaises(TypeError):
             xchan.Sender()

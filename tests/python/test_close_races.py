@@ -166,7 +166,7 @@ class CloseRaceStressTest(unittest.TestCase):
 
     def test_sender_closed_mid_loop_sends_each_message_at_most_once(self):
         rng = random.Random(4321)
-        for rnd in range(self.ROUNDS // 2):
+        for rnd in range(self.ROUNDS):
             tx, rx = xchan.channel(capacity=rng.choice([1, 4, 64]))
             self.ctl_tx.send(("fill", tx.clone(), self.MESSAGES))
             sent = []
