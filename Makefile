@@ -7,7 +7,7 @@ PY ?= $(lastword $(subst $(comma), ,$(PYTHONS)))
 comma := ,
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python_bindings
 
-.PHONY: all deps build test demo bench run install clean
+.PHONY: all deps build test demo bench run install wheel clean
 
 all: build
 
@@ -47,9 +47,23 @@ bench: build
 run: build
 	$(PY) $(SCRIPT)
 
-# Installs the package into the chosen interpreter's site-packages (PY=/path/to/python3.X).
-install: build
-	$(PY) scripts/install_package.py $(BUILD)/python_bindings/xchan
+# The per-interpreter venv .venv/py3.X (pinned build tools, requirements/build.txt) of PY.
+VENV_PY = $(shell scripts/ensure_venv.sh py$(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(PY) requirements/build.txt)
+
+# pip install . into PY's venv .venv/py3.X (make install PY=/path/to/python3.12 for another).
+install: deps
+	@vpy=$(VENV_PY) && $$vpy -m pip install --quiet --disable-pip-version-check --no-build-isolation . && \
+	  echo "xchan installed into $$(dirname $$(dirname $$vpy)): run $$vpy, or activate it"
+
+# Wheels for every interpreter found, into dist/ (what CI installs into clean venvs).
+wheel: deps
+	@mkdir -p dist
+	@for py in $(subst $(comma), ,$(PYTHONS)); do \
+	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  vpy=$$(scripts/ensure_venv.sh py$$v $$py requirements/build.txt) && \
+	  $$vpy -m pip wheel --quiet --disable-pip-version-check --no-build-isolation --no-deps . -w dist || exit 1; \
+	done
+	@ls dist/*.whl
 
 clean:
-	rm -rf $(BUILD) build-ci-*
+	rm -rf $(BUILD) build-ci-* dist

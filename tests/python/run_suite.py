@@ -44,7 +44,21 @@ def run(suite):
     return result
 
 
+def where_xchan_is():
+    """Prints which xchan the suite tests; with XCHAN_EXPECT_INSTALLED set (the installed
+    wheel's run), refuses one that is not installed in site-packages."""
+    import xchan
+    location = os.path.dirname(xchan.__file__)
+    print(f"xchan {xchan.__version__} from {location}", flush=True)
+    if os.environ.get("XCHAN_EXPECT_INSTALLED") and "site-packages" not in location:
+        print("expected the installed package, not a build or source tree", flush=True)
+        return False
+    return True
+
+
 def main(where):
+    if not where_xchan_is():
+        return 1
     if where == "main":
         suite = load_suite(os.path.dirname(os.path.abspath(__file__)))
         return 0 if run(suite).wasSuccessful() else 1
