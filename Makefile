@@ -7,18 +7,22 @@ PY ?= $(lastword $(subst $(comma), ,$(PYTHONS)))
 comma := ,
 export PYTHONPATH := $(CURDIR)/$(BUILD)/python_bindings
 
-.PHONY: all deps build test demo bench run install wheel clean
+# Each interpreter's own venv, .venv/py3.X, with the pinned requirements/dev.txt (build
+# tools, test and demo packages, mypy): made once by scripts/ensure_venv.sh, then reused.
+# `make` builds the extension for, and runs the suites and the demo with, these.
+venv_of = $(shell scripts/ensure_venv.sh py$(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(1) requirements/dev.txt)
+DEV_PYTHONS = $(subst $(eval) ,$(comma),$(foreach py,$(subst $(comma), ,$(PYTHONS)),$(call venv_of,$(py))))
+DEV_PY = $(call venv_of,$(PY))
+
+.PHONY: all deps build test demo bench run install wheel dev-pythons clean
 
 all: build
 
-TOOL_PY = $(CURDIR)/.venv/tools/bin/python
-
 deps:
 	@scripts/ensure_deps.sh
-	@scripts/ensure_venv.sh tools $(PY) requirements/tools.txt >/dev/null
 
 $(BUILD)/build.ninja: | deps
-	meson setup $(BUILD) -Dpythons=$(PYTHONS) -Dtool_python=$(TOOL_PY) $(MESON_OPTS)
+	meson setup $(BUILD) -Dpythons=$(DEV_PYTHONS) -Dtool_python=$(DEV_PY) $(MESON_OPTS)
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -30,7 +34,7 @@ test: build
 
 # The main job: a pipeline across own-GIL interpreters against multiprocessing and threads.
 demo: build
-	$(PY) examples/pipeline_demo.py
+	$(DEV_PY) examples/pipeline_demo.py
 
 # Python-level comparisons (JSON + table in docs/performance-python.md), memory per spawn
 # against CPython's own interpreter create/destroy (docs/performance.md), then every C++
@@ -47,23 +51,22 @@ bench: build
 run: build
 	$(PY) $(SCRIPT)
 
-# The per-interpreter venv .venv/py3.X (pinned build tools, requirements/build.txt) of PY.
-VENV_PY = $(shell scripts/ensure_venv.sh py$(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(PY) requirements/build.txt)
-
 # pip install . into PY's venv .venv/py3.X (make install PY=/path/to/python3.12 for another).
 install: deps
-	@vpy=$(VENV_PY) && $$vpy -m pip install --quiet --disable-pip-version-check --no-build-isolation . && \
+	@vpy=$(DEV_PY) && $$vpy -m pip install --quiet --disable-pip-version-check --no-build-isolation . && \
 	  echo "xchan installed into $$(dirname $$(dirname $$vpy)): run $$vpy, or activate it"
 
 # Wheels for every interpreter found, into dist/ (what CI installs into clean venvs).
 wheel: deps
 	@mkdir -p dist
-	@for py in $(subst $(comma), ,$(PYTHONS)); do \
-	  v=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
-	  vpy=$$(scripts/ensure_venv.sh py$$v $$py requirements/build.txt) && \
+	@for vpy in $(subst $(comma), ,$(DEV_PYTHONS)); do \
 	  $$vpy -m pip wheel --quiet --disable-pip-version-check --no-build-isolation --no-deps . -w dist || exit 1; \
 	done
 	@ls dist/*.whl
+
+# Prints the venv interpreters (for .ci/run's other builds).
+dev-pythons:
+	@echo $(DEV_PYTHONS)
 
 clean:
 	rm -rf $(BUILD) build-ci-* dist

@@ -15,6 +15,8 @@ import sys
 import threading
 import time
 
+from tqdm import tqdm
+
 import xchan
 
 ITEMS = int(os.environ.get("XCHAN_DEMO_ITEMS", 400))
@@ -52,18 +54,21 @@ def queue_worker(jobs, results):
 # ---- the pipelines -----------------------------------------------------------------------
 
 class Progress:
+    """A tqdm bar on a terminal; in a log (not a terminal), one plain line per pipeline."""
+
     def __init__(self, label, total):
-        self.label, self.total, self.done, self.t0 = label, total, 0, time.perf_counter()
+        self.label, self.t0 = label, time.perf_counter()
+        interactive = sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=f"  {label:<24}", file=sys.stderr, leave=False, disable=not interactive,
+                        bar_format="{desc} {bar:30} {n_fmt}/{total_fmt}")
+        if not interactive:
+            print(f"  {label}: running", file=sys.stderr, flush=True)
 
     def step(self, n=1):
-        self.done += n
-        if self.done == self.total or self.done % max(1, self.total // 50) == 0:
-            filled = 30 * self.done // self.total
-            sys.stderr.write(f"\r  {self.label:<24} [{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
-            sys.stderr.flush()
+        self.bar.update(n)
 
     def finish(self):
-        sys.stderr.write("\r" + " " * 80 + "\r")
+        self.bar.close()
         return time.perf_counter() - self.t0
 
 

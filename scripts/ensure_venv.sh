@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # ensure_venv.sh NAME PYTHON REQUIREMENTS: makes .venv/NAME with PYTHON and the pinned
-# packages of REQUIREMENTS (from PyPI), once; again only when REQUIREMENTS or PYTHON
-# change. Idempotent and quiet when up to date; prints the venv's python.
+# packages of REQUIREMENTS (from PyPI), once; again only when a requirements file or
+# PYTHON change. Idempotent and quiet when up to date; prints the venv's python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=$1 python=$2 requirements=$3
 venv=.venv/$name
 stamp=$venv/.xchan-stamp
-want="$(readlink -f "$python") $(sha256sum "$requirements" | cut -d' ' -f1)"
+# (REQUIREMENTS may include others with -r: every file of requirements/ counts.)
+want="$(readlink -f "$python") $(cat "$requirements" requirements/*.txt | sha256sum | cut -d' ' -f1)"
 if [[ ! -x $venv/bin/python || ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "xchan: preparing $venv ($requirements)" >&2
   rm -rf "$venv"
