@@ -8,13 +8,18 @@ import os
 import sys
 
 
+# Modules that run in the main interpreter only: test_processes_* start processes, which
+# isolated interpreters may not do; test_main_* need packages that refuse to load in
+# subinterpreters (hypothesis's native module, numpy).
+MAIN_ONLY_PREFIXES = ("test_processes_", "test_main_")
+
+
 def load_suite(directory, in_subinterpreter=False):
-    """Every test_*.py module; without test_processes_*.py in a subinterpreter, since
-    isolated interpreters may not start processes (those run in the main interpreter)."""
+    """Every test_*.py module; in a subinterpreter, all but the main-only ones."""
     import unittest
     names = sorted(f[:-3] for f in os.listdir(directory) if f.startswith("test_") and f.endswith(".py"))
     if in_subinterpreter:
-        names = [n for n in names if not n.startswith("test_processes_")]
+        names = [n for n in names if not n.startswith(MAIN_ONLY_PREFIXES)]
     if directory not in sys.path:
         sys.path.insert(0, directory)
     return unittest.defaultTestLoader.loadTestsFromNames(names)

@@ -146,3 +146,11 @@ def exit_with(code):
 
 def noop(*args):
     pass
+
+
+def receive_one(rx, out):
+    """Receives one message and reports its type's name (or what receiving raised)."""
+    try:
+        out.send(type(rx.recv(timeout=30)).__name__)
+    except Exception as e:
+        out.send(f"{type(e).__name__}: {e}")
