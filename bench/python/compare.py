@@ -1,6 +1,8 @@
 """Python-level benchmark: xchan between two own-GIL interpreters, side by side with
-multiprocessing.Pipe, multiprocessing.Queue, queue.Queue between threads and (on 3.13)
-CPython's raw _interpqueues, all in one run. Writes JSON and a Markdown table.
+multiprocessing.Pipe, multiprocessing.Queue, queue.Queue between threads, (on 3.13)
+CPython's raw _interpqueues, and the third-party peers of peers.py (faster-fifo, pyzmq,
+the PEP 734 backport), all in one run. Writes JSON and a Markdown table; chart.py draws
+the chart from the JSON.
 
     python bench/python/compare.py [--quick] [--json out.json] [--markdown out.md]
 """
@@ -20,6 +22,7 @@ import xchan
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_workers  # noqa: E402
+import peers  # noqa: E402
 
 now = time.perf_counter
 CTX = mp.get_context("fork")
@@ -270,6 +273,10 @@ def rate(fn, *args, n):
     return statistics.median(n / fn(*args, n) for _ in range(REPEATS))
 
 
+ONE_PROCESS = "one process"
+PROCESSES = "between processes"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer messages (for smoke runs)")
@@ -282,60 +289,112 @@ def main():
     has_wrapper = has_iq and wrapper_queue_available()
     rows = []
 
-    def add(case, peer, value, unit, anchor=None):
-        rows.append({"case": case, "peer": peer, "value": value, "unit": unit, "anchor": anchor})
-        print(f"  {case:<28} {peer:<34} {value:>14,.1f} {unit}", flush=True)
+    def add(case, peer, value, unit, anchor=None, scope=ONE_PROCESS, note=None):
+        rows.append({"case": case, "peer": peer, "value": value, "unit": unit, "anchor": anchor, "scope": scope,
+                     "note": note})
+        shown = f"{value:>14,.1f} {unit}" if value is not None else f"{'n/a':>14} ({note})"
+        print(f"  {case:<28} {peer:<40} {shown}", flush=True)
+
+    def add_peer(case, peer, module, fn, *args, n, scope, unit="msgs/s"):
+        """A third-party peer's row: measured, or why it could not be."""
+        why = peers.unavailable(module)
+        if why is None:
+            try:
+                value = rate(fn, *args, n=n) if unit == "msgs/s" else statistics.median(fn(*args)) * 1e6
+                add(case, peer, value, unit, scope=scope)
+                return
+            except Exception as e:  # a peer that fails a case: say so, do not drop the row
+                why = f"failed: {type(e).__name__}: {e}"
+        add(case, peer, None, unit, scope=scope, note=why)
+
+    def add_not_installable(case):
+        for name, why in peers.NOT_INSTALLABLE.items():
+            add(case, name, None, "msgs/s", note=why)
 
     print(f"xchan benchmark on Python {platform.python_version()}, {os.cpu_count()} CPUs")
-    for size, n_fast, n_slow in [(64, 300_000, 60_000), (4096, 100_000, 20_000), (1 << 20, 2000, 300)]:
+    cases = [(b"x" * 64, "bytes 64 B", 300_000, 60_000), (b"x" * 4096, "bytes 4 KiB", 100_000, 20_000),
+             (b"x" * (1 << 20), "bytes 1 MiB", 2000, 300)]
+    for payload, case, n_fast, n_slow in cases:
         n_fast //= q
         n_slow //= q
-        payload = b"x" * size
-        case = f"bytes {size if size < 1024 else str(size >> 10) + ' KiB' if size < 1 << 20 else '1 MiB'}"
-        add(case, "xchan send/recv", rate(xchan_tp, payload, n=n_fast), "msgs/s")
+        size = len(payload)
+        add(case, "xchan send/recv (interpreters)", rate(xchan_tp, payload, n=n_fast), "msgs/s")
         if size == 64:
             n_batched = n_fast // 256 * 256  # whole batches
             add(case, "xchan send_many/recv_many (256)", rate(lambda p, k: xchan_tp(p, max(256, k // 256 * 256), 256), payload, n=n_batched), "msgs/s")
-        add(case, "multiprocessing.Pipe", rate(pipe_tp, payload, n=n_slow), "msgs/s", anchor=True)
-        if size == 64:
-            add(case, "multiprocessing.Queue", rate(mpqueue_tp, payload, n=n_slow), "msgs/s")
-            add(case, "queue.Queue (threads)", rate(thread_queue_tp, payload, n=n_slow), "msgs/s")
+        add_peer(case, "backports.interpreters Queue (interpreters)", "backports.interpreters",
+                 peers.pep734_backport_interpreters, payload, n=n_slow, scope=ONE_PROCESS)
         if has_iq and size != 4096:
             add(case, "_interpqueues (raw, spinning)", rate(interpqueues_tp, payload, n=n_slow), "msgs/s")
+        if size == 64:
+            add(case, "queue.Queue (threads)", rate(thread_queue_tp, payload, n=n_slow), "msgs/s")
+        add_peer(case, "faster-fifo (threads)", "faster_fifo", peers.faster_fifo_threads, payload, n=n_slow,
+                 scope=ONE_PROCESS)
+        add_peer(case, "pyzmq inproc (threads)", "zmq", peers.zmq_inproc_threads, payload, n=n_slow, scope=ONE_PROCESS)
+        add_not_installable(case)
+        add(case, "multiprocessing.Pipe", rate(pipe_tp, payload, n=n_slow), "msgs/s", anchor=True, scope=PROCESSES)
+        if size == 64:
+            add(case, "multiprocessing.Queue", rate(mpqueue_tp, payload, n=n_slow), "msgs/s", scope=PROCESSES)
+        add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, payload, n=n_slow,
+                 scope=PROCESSES)
+        add_peer(case, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_processes, payload, n=n_slow, scope=PROCESSES)
+        add(case, "xchan (processes)", None, "msgs/s", scope=PROCESSES,
+            note="cross-process channels are not built yet (issue 11)")
         if size == 1 << 20:
             add(case, "bytes(buffer) alone: one copy, no channel", rate(one_copy_tp, payload, n=n_fast), "msgs/s")
     big = b"x" * (64 << 20)
     n_big = max(2, 10 // q)
-    add("bytes 64 MiB", "xchan send/recv", rate(xchan_tp, big, n=n_big), "msgs/s")
-    add("bytes 64 MiB", "multiprocessing.Pipe", rate(pipe_tp, big, n=max(1, n_big // 2)), "msgs/s", anchor=True)
+    add("bytes 64 MiB", "xchan send/recv (interpreters)", rate(xchan_tp, big, n=n_big), "msgs/s")
+    add("bytes 64 MiB", "multiprocessing.Pipe", rate(pipe_tp, big, n=max(1, n_big // 2)), "msgs/s", anchor=True,
+        scope=PROCESSES)
     for name, obj in SMALL_OBJECTS.items():
         case = f"pickled {name}"
         n = 100_000 // q
-        add(case, "xchan send/recv", rate(xchan_tp, obj, n=n), "msgs/s")
-        add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s")
+        add(case, "xchan send/recv (interpreters)", rate(xchan_tp, obj, n=n), "msgs/s")
         if has_wrapper:
-            add(case, "3.13 interpreters.queues.Queue (pickles)", rate(wrapper_queue_tp, obj, n=n // 3), "msgs/s", anchor=True)
+            add(case, "3.13 interpreters.queues.Queue (pickles)", rate(wrapper_queue_tp, obj, n=n // 3), "msgs/s",
+                anchor=True)
         if has_iq:
-            add(case, "_interpqueues + pickle (raw)", rate(lambda p, k: interpqueues_tp(p, k, True), obj, n=n // 3), "msgs/s",
-                anchor=not has_wrapper)
+            add(case, "_interpqueues + pickle (raw)", rate(lambda p, k: interpqueues_tp(p, k, True), obj, n=n // 3),
+                "msgs/s", anchor=not has_wrapper)
+        if name == "dict":
+            add_peer(case, "backports.interpreters Queue (interpreters)", "backports.interpreters",
+                     peers.pep734_backport_interpreters, obj, n=n // 3, scope=ONE_PROCESS)
+            add_peer(case, "faster-fifo (threads)", "faster_fifo", peers.faster_fifo_threads, obj, n=n // 3,
+                     scope=ONE_PROCESS)
+            add_peer(case, "pyzmq inproc (threads)", "zmq", peers.zmq_inproc_threads, obj, n=n // 3, scope=ONE_PROCESS)
+        add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s", scope=PROCESSES,
+            anchor=not has_iq)
+        if name == "dict":
+            add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, obj, n=n // 3,
+                     scope=PROCESSES)
+            add_peer(case, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_processes, obj, n=n // 3, scope=PROCESSES)
     for label, pause in [("round trip, both awake", 0), ("round trip, receiver parked", 0.002)]:
         n = (20_000 if not pause else 1000) // q
-        add(label, "xchan", statistics.median(xchan_rtt(n, pause)) * 1e6, "us median")
-        add(label, "multiprocessing.Pipe", statistics.median(pipe_rtt(n, pause)) * 1e6, "us median", anchor=True)
+        unit = "us median"
+        add(label, "xchan (interpreters)", statistics.median(xchan_rtt(n, pause)) * 1e6, unit)
+        add_peer(label, "backports.interpreters Queue (interpreters)", "backports.interpreters",
+                 peers.pep734_backport_rtt, n // 4, pause, n=None, scope=ONE_PROCESS, unit=unit)
+        add(label, "multiprocessing.Pipe", statistics.median(pipe_rtt(n, pause)) * 1e6, unit, anchor=True,
+            scope=PROCESSES)
+        add_peer(label, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_rtt, n, pause, n=None,
+                 scope=PROCESSES, unit=unit)
+        add_peer(label, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_rtt, n, pause, n=None, scope=PROCESSES,
+                 unit=unit)
 
     # Ratios against the anchor of each case.
     anchors = {r["case"]: r["value"] for r in rows if r["anchor"]}
     for r in rows:
         a = anchors.get(r["case"])
-        if a:
+        if a and r["value"]:
             r["ratio"] = (r["value"] / a) if "msgs" in r["unit"] else (a / r["value"])
     # Throughput against CPython's raw interpreter queue too, where it was measured.
     raw_iq = {r["case"]: r["value"] for r in rows if r["peer"] == "_interpqueues (raw, spinning)"}
     for r in rows:
-        if r["case"] in raw_iq and r["peer"] != "_interpqueues (raw, spinning)":
+        if r["case"] in raw_iq and r["value"] and r["peer"] != "_interpqueues (raw, spinning)":
             r["ratio_interpqueues"] = r["value"] / raw_iq[r["case"]]
     meta = {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-            "quick": opts.quick, "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "quick": opts.quick, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "peers": peers.versions()}
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"meta": meta, "rows": rows}, f, indent=1)
@@ -343,14 +402,21 @@ def main():
         with open(opts.markdown, "w") as f:
             f.write("# Python-level performance\n\n")
             f.write(f"Generated by `make bench` (`bench/python/compare.py`) on {meta['when']}: Python {meta['python']}, "
-                    f"{meta['cpus']} CPUs. All rows measured in one run; each throughput is the median of {REPEATS} runs after a warm-up run. Ratio: against the anchor row of the same case "
-                    "(higher is better for xchan; for round trips, anchor time / row time); the last column "
-                    "compares throughput with CPython's raw `_interpqueues` where that was measured.\n\n")
-            f.write("| case | peer | value | unit | ratio | vs raw _interpqueues |\n|---|---|---|---|---|---|\n")
+                    f"{meta['cpus']} CPUs; peers: "
+                    + ", ".join(f"{k} {v}" for k, v in meta["peers"].items())
+                    + f". All rows measured in one run; each throughput is the median of {REPEATS} runs after a "
+                    "warm-up run. Scope: the producer and the consumer in one process (threads or interpreters) "
+                    "or in two processes. Ratio: against the anchor row of the same case (higher is better; for "
+                    "round trips, anchor time / row time); the last column compares throughput with CPython's raw "
+                    "`_interpqueues` where that was measured. A peer that could not be installed or could not do "
+                    "a case says why instead of a value. The chart is `docs/benchmark.png` "
+                    "(`bench/python/chart.py`).\n\n")
+            f.write("| case | scope | peer | value | unit | ratio | vs raw _interpqueues |\n|---|---|---|---|---|---|---|\n")
             for r in rows:
                 ratio = "anchor" if r["anchor"] else (f"{r['ratio']:.1f}x" if "ratio" in r else "")
                 vs_iq = f"{r['ratio_interpqueues']:.2f}x" if "ratio_interpqueues" in r else ""
-                f.write(f"| {r['case']} | {r['peer']} | {r['value']:,.1f} | {r['unit']} | {ratio} | {vs_iq} |\n")
+                value = f"{r['value']:,.1f}" if r["value"] is not None else f"n/a: {r['note']}"
+                f.write(f"| {r['case']} | {r['scope']} | {r['peer']} | {value} | {r['unit']} | {ratio} | {vs_iq} |\n")
     return 0
 
 
