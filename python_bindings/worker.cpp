@@ -283,17 +283,7 @@ PyObject* w_join(PyObject* obj, PyObject* const* args, Py_ssize_t nargs, PyObjec
 // script, decoded the arguments); False if that failed (join() raises why).
 PyObject* w_wait_started(PyObject* obj, PyObject*) {
   WorkerState& ws = *reinterpret_cast<WorkerObject*>(obj)->state;
-  ModuleState* st = state_of(Py_TYPE(obj));
-  const Status s = wait_without_gil(st, Deadline::never(), [&ws](Deadline slice) {
-    std::unique_lock<std::mutex> lock(ws.mutex);
-    auto started = [&ws] { return ws.started; };
-    if (slice.is_never()) {
-      ws.cv.wait(lock, started);
-      return Status::kOk;
-    }
-    return ws.cv.wait_until(lock, slice.time_point(), started) ? Status::kOk : Status::kTimeout;
-  });
-  if (s != Status::kOk) return nullptr;
+  if (wait_until_set(state_of(Py_TYPE(obj)), ws, &WorkerState::started, Deadline::never()) < 0) return nullptr;
   const std::lock_guard<std::mutex> lock(ws.mutex);
   return PyBool_FromLong(!ws.start_failed);
 }
@@ -368,17 +358,21 @@ PyType_Spec kWorkerSpec = {"xchan.Worker", sizeof(WorkerObject), 0,
 
 }  // namespace
 
-int wait_done(ModuleState* st, WorkerState& ws, Deadline deadline) {
-  const Status s = wait_without_gil(st, deadline, [&ws](Deadline slice) {
+int wait_until_set(ModuleState* st, WorkerState& ws, bool WorkerState::*flag, Deadline deadline) {
+  const Status s = wait_without_gil(st, deadline, [&ws, flag](Deadline slice) {
     std::unique_lock<std::mutex> lock(ws.mutex);
-    auto done = [&ws] { return ws.done; };
+    auto set = [&ws, flag] { return ws.*flag; };
     if (slice.is_never()) {
-      ws.cv.wait(lock, done);
+      ws.cv.wait(lock, set);
       return Status::kOk;
     }
-    return ws.cv.wait_until(lock, slice.time_point(), done) ? Status::kOk : Status::kTimeout;
+    return ws.cv.wait_until(lock, slice.time_point(), set) ? Status::kOk : Status::kTimeout;
   });
   return s == Status::kOk ? 1 : s == Status::kTimeout ? 0 : -1;
+}
+
+int wait_done(ModuleState* st, WorkerState& ws, Deadline deadline) {
+  return wait_until_set(st, ws, &WorkerState::done, deadline);
 }
 
 void join_thread(WorkerState& ws) noexcept {

@@ -50,9 +50,12 @@ using WorkerList = std::vector<std::shared_ptr<WorkerState>>;
 /// The workers an interpreter started and has not joined (module state; GIL held).
 inline WorkerList* workers_of(ModuleState* st) noexcept { return static_cast<WorkerList*>(st->workers); }
 
-/// Waits until the worker's interpreter is gone or `deadline`, with the GIL released,
-/// waking for signals in the main interpreter. 1 done, 0 timed out, -1 with the exception
-/// a signal handler raised.
+/// Waits until `ws.*flag` is set (under ws.mutex, signalled by ws.cv) or `deadline`, with
+/// the GIL released, waking for signals in the main interpreter. 1 set, 0 timed out, -1
+/// with the exception a signal handler raised.
+int wait_until_set(ModuleState* st, WorkerState& ws, bool WorkerState::*flag, Deadline deadline);
+
+/// wait_until_set for `done`: the worker's interpreter is gone.
 int wait_done(ModuleState* st, WorkerState& ws, Deadline deadline);
 
 /// Joins the worker's OS thread (once its interpreter is gone: prompt). GIL released.

@@ -219,16 +219,7 @@ def xchan_rtt(n, pause):
     w = xchan.spawn(bench_workers.echo, a_rx, b_tx)
     a_rx.close()
     b_tx.close()
-    msg = b"x" * 64
-    samples = []
-    for i in range(n + 10):
-        if pause:
-            time.sleep(pause)
-        t0 = now()
-        a_tx.send(msg)
-        b_rx.recv()
-        if i >= 10:
-            samples.append(now() - t0)
+    samples = peers.round_trips(a_tx.send, b_rx.recv, n, pause)
     a_tx.close()
     w.join()
     return samples
@@ -245,15 +236,7 @@ def pipe_rtt(n, pause):
     p = CTX.Process(target=_pipe_echo, args=(b,))
     p.start()
     b.close()
-    samples = []
-    for i in range(n + 10):
-        if pause:
-            time.sleep(pause)
-        t0 = now()
-        a.send_bytes(b"x" * 64)
-        a.recv_bytes()
-        if i >= 10:
-            samples.append(now() - t0)
+    samples = peers.round_trips(a.send_bytes, a.recv_bytes, n, pause)
     a.send_bytes(b"")
     p.join()
     a.close()

@@ -108,7 +108,7 @@ def faster_fifo_rtt(n, pause):
     a, b = faster_fifo.Queue(max_size_bytes=1 << 20), faster_fifo.Queue(max_size_bytes=1 << 20)
     p = CTX.Process(target=_ff_echo, args=(a, b))
     p.start()
-    samples = _round_trips(lambda m: a.put(m), lambda: b.get(timeout=60), n, pause)
+    samples = round_trips(lambda m: a.put(m), lambda: b.get(timeout=60), n, pause)
     a.put(None)
     p.join()
     return samples
@@ -210,7 +210,7 @@ def zmq_ipc_rtt(n, pause):
     a = _zmq_pair(ctx, address)
     p = CTX.Process(target=_zmq_echo, args=(address,))
     p.start()
-    samples = _round_trips(a.send, a.recv, n, pause)
+    samples = round_trips(a.send, a.recv, n, pause)
     a.send(b"")
     p.join()
     a.close()
@@ -252,7 +252,7 @@ def pep734_backport_rtt(n, pause):
             f"while (msg := a.get()) != b'': b.put(msg)\n")
     t = threading.Thread(target=interp.exec, args=(code,))
     t.start()
-    samples = _round_trips(a.put, b.get, n, pause)
+    samples = round_trips(a.put, b.get, n, pause)
     a.put(b"")
     t.join()
     interp.close()
@@ -261,7 +261,9 @@ def pep734_backport_rtt(n, pause):
 
 # ---- shared ---------------------------------------------------------------------------
 
-def _round_trips(send, recv, n, pause):
+def round_trips(send, recv, n, pause):
+    """Seconds per 64 B round trip through send() and recv(), after 10 unmeasured ones;
+    with `pause`, that long asleep before each (so that the other side parks)."""
     msg = b"x" * 64
     samples = []
     for i in range(n + 10):
