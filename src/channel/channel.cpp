@@ -168,6 +168,7 @@ void Channel::remove_sender() noexcept {
   // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
   // sees the count reach 0 sees every message published before it.
   const std::uint32_t before = core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel);
+  if (!usable_in_this_process()) return;  // see remove_receiver
   if (before == 1U) {
     not_empty().notify_all();
   } else if (before == 2U) {
@@ -177,6 +178,9 @@ void Channel::remove_sender() noexcept {
 
 void Channel::remove_receiver() noexcept {
   const std::uint32_t before = core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel);
+  // A forked child's private copy: nothing here waits on it (every use is refused), and
+  // its side locks may be held by parent threads that do not exist here. Only count.
+  if (!usable_in_this_process()) return;
   if (before == 1U) {
     not_full().notify_all();
   } else if (before == 2U) {

@@ -4,8 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "xchan/channel/ends.hpp"
 
@@ -89,6 +91,42 @@ TEST(ChannelWaitTest, AForkedChildRefusesChannelsMadeBeforeTheFork) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_TRUE(before.tx.channel()->usable_in_this_process());  // the parent is unaffected
+}
+
+TEST(ChannelWaitTest, AForkedChildClosesEndsWhoseLockAParentThreadHeldAtTheFork) {
+  // Two senders: the producer side is shared, so a send holds its lock while it writes.
+  // A thread of the parent is inside such a send when the process forks: in the child
+  // the lock stays held forever, and closing the inherited ends must not wait for it.
+  Pair p = make();
+  Sender tx2(p.tx);
+  std::atomic<bool> writing{false};
+  std::atomic<bool> forked{false};
+  std::jthread sender([&] {
+    const Status s = p.tx.channel()->try_send_with(1, [&](std::span<std::byte> out) {
+      writing.store(true);
+      while (!forked.load()) std::this_thread::sleep_for(1ms);
+      out[0] = std::byte{1};
+      return std::size_t{1};
+    });
+    EXPECT_EQ(s, Status::kOk);
+  });
+  while (!writing.load()) std::this_thread::sleep_for(1ms);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    alarm(10);  // a hang ends the child by SIGALRM, which the parent reports
+    tx2.close();
+    p.tx.close();
+    p.rx.close();
+    _exit(0);
+  }
+  forked.store(true);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status)) << "the child was ended by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  sender.join();
+  std::vector<std::byte> out;
+  EXPECT_EQ(p.rx.try_recv(out), Status::kOk);  // the parent is unaffected
 }
 
 }  // namespace
