@@ -53,12 +53,56 @@ PyObject* referent(PyObject* ref) noexcept {
 #endif
 }
 
-/// A decision about one class, valid while the class lives and its version tag is
-/// unchanged.
+/// Where a class's name leads, checked on every use of a cached class without running
+/// Python code: the namespace that holds the last part of its qualified name (a module, or
+/// the class it is nested in), by weak reference, and that part. A class redefined under
+/// the same name (a re-run notebook cell, importlib.reload) is then noticed, as pickle,
+/// which looks the name up every time, notices it. Both null when the namespace is
+/// neither a module nor a class (a module's __getattr__ gave it, say): the cached class is
+/// then trusted.
+struct NameSite {
+  PyObject* scope_ref = nullptr;  // owned
+  PyObject* key = nullptr;        // owned (interned str)
+
+  void clear() noexcept {
+    Py_CLEAR(scope_ref);
+    Py_CLEAR(key);
+  }
+  /// Takes `scope` and `key` (new references, may be null) as the new site.
+  void reset(PyObject* scope, PyObject* key_part) noexcept {
+    clear();
+    const bool usable = scope != nullptr && key_part != nullptr &&
+                        (PyModule_Check(scope) || (PyType_Check(scope) &&
+                         PyType_HasFeature(reinterpret_cast<PyTypeObject*>(scope), Py_TPFLAGS_HEAPTYPE)));
+    if (usable) {
+      scope_ref = PyWeakref_NewRef(scope, nullptr);
+      if (scope_ref == nullptr) PyErr_Clear();  // then trusted, as above
+    }
+    if (scope_ref != nullptr) key = Py_NewRef(key_part);
+    Py_XDECREF(scope);
+    Py_XDECREF(key_part);
+  }
+  /// False if the name no longer leads to `cls` (or to nothing). Runs no Python code.
+  [[nodiscard]] bool still_names(PyObject* cls) const noexcept {
+    if (scope_ref == nullptr) return true;
+    PyObject* scope = referent(scope_ref);
+    if (scope == nullptr) return false;
+    PyObject* dict = PyModule_Check(scope) ? PyModule_GetDict(scope)
+                                           : reinterpret_cast<PyTypeObject*>(scope)->tp_dict;
+    PyObject* found = dict != nullptr ? PyDict_GetItemWithError(dict, key) : nullptr;  // borrowed
+    if (found == nullptr) PyErr_Clear();
+    Py_DECREF(scope);
+    return found == cls;  // compared, never used
+  }
+};
+
+/// A decision about one class, valid while the class lives, its version tag is
+/// unchanged and its name still leads to it.
 struct Decision {
   PyObject* ref = nullptr;    // owned weak reference to the class
   unsigned int version = 0;
   PyObject* names = nullptr;  // owned; nullptr: not plain
+  NameSite site;              // plain classes only
 };
 
 /// A class found by name.
@@ -66,6 +110,7 @@ struct Found {
   PyObject* ref = nullptr;  // owned weak reference to the class
   unsigned int version = 0;
   bool has_setstate = false;
+  NameSite site;
 };
 
 struct ClassCaches {
@@ -80,11 +125,15 @@ struct ClassCaches {
     for (auto& [type, d] : by_type) {
       Py_XDECREF(d.names);
       Py_XDECREF(d.ref);
+      d.site.clear();
     }
     by_type.clear();
   }
   void clear_by_name() noexcept {
-    for (auto& [name, f] : by_name) Py_XDECREF(f.ref);
+    for (auto& [name, f] : by_name) {
+      Py_XDECREF(f.ref);
+      f.site.clear();
+    }
     by_name.clear();
   }
 };
@@ -146,8 +195,10 @@ bool split_names(std::string_view names, std::string_view& module, std::string_v
 }
 
 /// Imports `module` and follows the dotted `qualname` (new reference, or nullptr with an
-/// exception set). Runs Python code.
-PyObject* resolve(std::string_view module, std::string_view qualname) {
+/// exception set). Runs Python code. With `site`, also gives where the last part was
+/// looked up (new references: the namespace object and the interned part, for NameSite).
+PyObject* resolve(std::string_view module, std::string_view qualname, PyObject** scope = nullptr,
+                  PyObject** key = nullptr) {
   PyObject* name = PyUnicode_DecodeUTF8(module.data(), static_cast<Py_ssize_t>(module.size()), "strict");
   if (name == nullptr) return nullptr;
   PyObject* obj = PyImport_Import(name);
@@ -157,7 +208,12 @@ PyObject* resolve(std::string_view module, std::string_view qualname) {
     const std::string_view part = qualname.substr(0, dot);
     qualname = dot == std::string_view::npos ? std::string_view{} : qualname.substr(dot + 1);
     PyObject* attr = PyUnicode_DecodeUTF8(part.data(), static_cast<Py_ssize_t>(part.size()), "strict");
+    if (attr != nullptr) PyUnicode_InternInPlace(&attr);
     PyObject* next = attr ? PyObject_GetAttr(obj, attr) : nullptr;
+    if (next != nullptr && qualname.empty() && scope != nullptr) {
+      *scope = Py_NewRef(obj);
+      *key = Py_NewRef(attr);
+    }
     Py_XDECREF(attr);
     Py_DECREF(obj);
     obj = next;
@@ -170,6 +226,7 @@ bool find_class(ModuleState* st, std::string_view names, PyObject** cls, Found**
   ClassCaches& c = caches(st);
   auto it = c.by_name.find(names);
   PyObject* known = it == c.by_name.end() ? nullptr : referent(it->second.ref);
+  if (known != nullptr && !it->second.site.still_names(known)) Py_CLEAR(known);  // redefined
   if (known == nullptr) {
     std::string_view module;
     std::string_view qualname;
@@ -177,16 +234,21 @@ bool find_class(ModuleState* st, std::string_view names, PyObject** cls, Found**
       PyErr_SetString(st->channel_error, "malformed message: bad class name");
       return false;
     }
-    known = resolve(module, qualname);
-    if (known == nullptr) return false;
-    if (!PyType_Check(known)) {
-      PyErr_Format(PyExc_TypeError, "xchan: %R is not a class", known);
-      Py_DECREF(known);
+    PyObject* scope = nullptr;
+    PyObject* key = nullptr;
+    known = resolve(module, qualname, &scope, &key);
+    if (known == nullptr || !PyType_Check(known)) {
+      if (known != nullptr) PyErr_Format(PyExc_TypeError, "xchan: %R is not a class", known);
+      Py_XDECREF(known);
+      Py_XDECREF(scope);
+      Py_XDECREF(key);
       return false;
     }
     PyObject* ref = PyWeakref_NewRef(known, nullptr);
     if (ref == nullptr) {
       Py_DECREF(known);
+      Py_XDECREF(scope);
+      Py_XDECREF(key);
       return false;
     }
     // The import ran Python code, which may have changed the cache: look again.
@@ -197,6 +259,7 @@ bool find_class(ModuleState* st, std::string_view names, PyObject** cls, Found**
     }
     Py_XSETREF(it->second.ref, ref);
     it->second.version = 0;
+    it->second.site.reset(scope, key);
   }
   auto* type = reinterpret_cast<PyTypeObject*>(known);
   if (it->second.version == 0 || it->second.version != type->tp_version_tag) {
@@ -215,7 +278,7 @@ bool find_class(ModuleState* st, std::string_view names, PyObject** cls, Found**
         Py_DECREF(known);
         return false;
       }
-      it = c.by_name.emplace(std::string(names), Found{ref, 0, false}).first;
+      it = c.by_name.emplace(std::string(names), Found{ref, 0, false, NameSite{}}).first;
     }
     it->second.has_setstate = has_setstate != 0;
     it->second.version = version;
@@ -237,7 +300,8 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
   if (registered > 0) return ClassCheck::kNotPlain;
   auto it = c.by_type.find(type);
   if (it != c.by_type.end() && it->second.version != 0 && it->second.version == type->tp_version_tag &&
-      is_referent(it->second.ref, reinterpret_cast<PyObject*>(type))) {
+      is_referent(it->second.ref, reinterpret_cast<PyObject*>(type)) &&
+      it->second.site.still_names(reinterpret_cast<PyObject*>(type))) {
     if (it->second.names == nullptr) return ClassCheck::kNotPlain;
     *names = Py_NewRef(it->second.names);
     return ClassCheck::kPlain;
@@ -245,6 +309,8 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
   if (cached_only) return ClassCheck::kNotPlain;
 
   PyObject* encoded = nullptr;
+  PyObject* scope = nullptr;  // where the name was found (NameSite), new references
+  PyObject* key = nullptr;
   if (plain_shape(type)) {
     PyObject* module = PyDict_GetItemString(type->tp_dict, "__module__");  // borrowed
     PyObject* qualname = PyType_GetQualName(type);
@@ -258,7 +324,7 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
       const char* q = m ? PyUnicode_AsUTF8AndSize(qualname, &lq) : nullptr;
       const std::string_view module_name(m != nullptr ? m : "", static_cast<std::size_t>(lm));
       const std::string_view qualified(q != nullptr ? q : "", static_cast<std::size_t>(lq));
-      PyObject* found = q ? resolve(module_name, qualified) : nullptr;
+      PyObject* found = q ? resolve(module_name, qualified, &scope, &key) : nullptr;
       // Not found again by name (a local class, a renamed one): pickle decides, and
       // reports the error if it has to.
       if (found == reinterpret_cast<PyObject*>(type)) encoded = encode_names(module_name, qualified);
@@ -268,6 +334,8 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
       // pickle; Ctrl-C or SystemExit during it is the caller's, not a reason to pickle.
       if (encoded == nullptr && PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
         Py_DECREF(qualname);
+        Py_XDECREF(scope);
+        Py_XDECREF(key);
         return ClassCheck::kError;
       }
       PyErr_Clear();
@@ -280,17 +348,23 @@ ClassCheck check_plain_class(ModuleState* st, PyTypeObject* type, bool cached_on
   PyObject* ref = PyWeakref_NewRef(reinterpret_cast<PyObject*>(type), nullptr);
   if (ref == nullptr) {
     Py_XDECREF(encoded);
+    Py_XDECREF(scope);
+    Py_XDECREF(key);
     return ClassCheck::kError;
   }
-  it = c.by_type.find(type);
-  if (it != c.by_type.end()) {
-    Py_XSETREF(it->second.names, encoded);
-    Py_XSETREF(it->second.ref, ref);
-    it->second.version = version;
-  } else {
-    if (c.by_type.size() >= kMaxCachedClasses) c.clear_by_type();
-    c.by_type.emplace(type, Decision{ref, version, encoded});
+  if (encoded == nullptr) {  // not plain: no name to check later
+    Py_CLEAR(scope);
+    Py_CLEAR(key);
   }
+  it = c.by_type.find(type);
+  if (it == c.by_type.end()) {
+    if (c.by_type.size() >= kMaxCachedClasses) c.clear_by_type();
+    it = c.by_type.emplace(type, Decision{}).first;
+  }
+  Py_XSETREF(it->second.names, encoded);
+  Py_XSETREF(it->second.ref, ref);
+  it->second.version = version;
+  it->second.site.reset(scope, key);
   if (encoded == nullptr) return ClassCheck::kNotPlain;
   *names = Py_NewRef(encoded);
   return ClassCheck::kPlain;

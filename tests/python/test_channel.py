@@ -339,6 +339,44 @@ class CodecHygieneTest(unittest.TestCase):
         gc.collect()
         self.assertIsNone(ref(), "the class outlived every reference but xchan's caches")
 
+    def test_a_class_redefined_under_the_same_name_is_noticed(self):
+        # As by pickle, which looks the name up every time (a re-run notebook cell,
+        # importlib.reload): instances of the new class arrive as the new class, and an
+        # instance of the old one is refused, as pickle refuses it.
+        import types
+        module = types.ModuleType("xchan_test_redefined")
+        sys.modules[module.__name__] = module
+        self.addCleanup(sys.modules.pop, module.__name__)
+
+        def define(label):
+            cls = type("Point", (), {"__module__": module.__name__, "label": label})
+            module.Point = cls
+            return cls
+
+        old = define("old")
+        tx, rx = xchan.channel()
+        tx.send(old())
+        self.assertIs(type(rx.recv(timeout=5)), old)  # both sides have it cached now
+        new = define("new")
+        tx.send(new())
+        self.assertIs(type(rx.recv(timeout=5)), new)
+        with self.assertRaises(pickle.PicklingError):
+            tx.send(old())
+        self.assertEqual(rx.qsize(), 0)
+
+        class Outer:
+            class Inner:
+                pass
+        module.Outer = Outer
+        Outer.__module__ = Outer.Inner.__module__ = module.__name__
+        Outer.__qualname__, Outer.Inner.__qualname__ = "Outer", "Outer.Inner"
+        first = Outer.Inner
+        tx.send(first())
+        self.assertIs(type(rx.recv(timeout=5)), first)
+        Outer.Inner = type("Inner", (), {"__module__": module.__name__, "__qualname__": "Outer.Inner"})
+        tx.send(Outer.Inner())
+        self.assertIs(type(rx.recv(timeout=5)), Outer.Inner)
+
     def test_ctrl_c_while_a_class_module_is_imported_is_not_swallowed(self):
         name = f"xchan_test_interrupted_{id(self)}"
         cls = type("Late", (), {"__module__": name})
