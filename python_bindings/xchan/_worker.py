@@ -145,9 +145,12 @@ def spawn(fn, *args, isolate="interpreter", daemon=False):
         sys.modules.setdefault("__mp_main__", sys.modules["__main__"])
     worker = _xchan._spawn([p for p in sys.path if isinstance(p, str)], _xchan._encode(main_spec), blob,
                            _describe(fn), bool(daemon))
-    if main_spec and not worker._wait_started():
-        # Re-running the main script failed there (a module it imports cannot load in a
-        # subinterpreter, say): raise that here, from spawn().
+    # A Queue travels by id and exists while some copy of it does: the caller's copy may be
+    # the last, so spawn() returns once the worker holds its own.
+    holds_queue = b"xchan._queue" in blob
+    if (main_spec or holds_queue) and not worker._wait_started():
+        # Setting up the call failed there (re-running the main script, a module it imports
+        # cannot load in a subinterpreter, say): raise that here, from spawn().
         worker.join()
     return worker
 
@@ -178,6 +181,14 @@ def _install_main(spec):
             f"function in a module of its own that does not import {module!r}, or import it inside the "
             f"main script's `if __name__ == '__main__':` block.",
             name=module) from e
+    except SystemExit as e:
+        # The script exits when run as a worker's main (an optional dependency that cannot
+        # load in a subinterpreter, say): the worker's function could never run.
+        where = spec.get("path") or spec.get("module")
+        raise RuntimeError(
+            f"xchan worker: the main script {where!r} exited (SystemExit: {e}) while the worker's "
+            f"subinterpreter ran it, before the worker's function could run (the worker needs the main "
+            f"script because the call refers to __main__). Put the worker function in a module of its own.") from e
     finally:
         _importing_main = False
     import types

@@ -113,6 +113,15 @@ class SpawnTest(unittest.TestCase):
         xchan.spawn(workers.use_queue, q, 5).join()
         self.assertEqual([q.get(timeout=5) for _ in range(5)], [("q", i) for i in range(5)])
 
+    def test_a_queue_only_the_worker_keeps_reaches_it(self):
+        # A queue travels by id and exists while some copy of it does: here the caller's
+        # copy goes as soon as spawn() returns, before the worker may have opened its own.
+        tx, rx = xchan.channel()
+        for _ in range(5):
+            w = xchan.spawn(workers.fill_and_report, xchan.Queue(3), tx)
+            w.join()
+            self.assertEqual(rx.recv(timeout=30), [0, 1, 2])
+
     def test_ends_created_in_a_worker_come_back_over_a_channel(self):
         ctl_tx, ctl_rx = xchan.channel()
         ack_tx, ack_rx = xchan.channel()

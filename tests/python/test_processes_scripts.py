@@ -147,6 +147,35 @@ class ProcessLevelTest(unittest.TestCase):
         self.assertIn(repr(refused), r.stdout)
         self.assertIn("module of its own", r.stdout)
 
+    def test_a_main_script_that_exits_when_re_run_in_the_worker_is_an_error(self):
+        # As when an optional dependency cannot load there: `except ImportError: sys.exit()`.
+        # The worker's function never runs, and spawn() must say so rather than succeed.
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = self.write_script(d, """
+                import sys
+                import xchan
+
+                if __name__ != "__main__":
+                    sys.exit("this tool needs its optional dependency")
+
+                def work():
+                    print("the function ran")
+
+                if __name__ == "__main__":
+                    try:
+                        xchan.spawn(work).join()
+                        print("spawned and joined?!")
+                    except RuntimeError as e:
+                        print("RuntimeError:", e)
+            """)
+            r = self.run_script("", script=path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("RuntimeError:", r.stdout)
+        self.assertIn("this tool needs its optional dependency", r.stdout)
+        self.assertIn("module of its own", r.stdout)
+        self.assertNotIn("the function ran", r.stdout)
+
     def test_readme_quick_start_runs_as_written(self):
         here = os.path.dirname(os.path.abspath(__file__))
         script = os.path.join(here, "..", "..", "examples", "quick_start.py")

@@ -23,6 +23,12 @@ def use_queue(q, n):
         q.put(("q", i))
 
 
+def fill_and_report(q, out):
+    for i in range(q.maxsize):
+        q.put(i)
+    out.send([q.get() for _ in range(q.maxsize)])
+
+
 def fail(message):
     raise ValueError(message)
 
