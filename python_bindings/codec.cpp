@@ -28,13 +28,30 @@ std::byte* put_tagged_bytes(std::byte* out, char tag, const void* data, std::siz
   return out + n;
 }
 
-bool is_plain_buffer(PyObject* obj) noexcept {
-  return PyByteArray_CheckExact(obj) || PyMemoryView_Check(obj);
-}
+// Where the ends parked on this thread are logged: the message being pickled here, if any.
+// Per thread because pickling may release the GIL and let another thread pickle meanwhile;
+// a stack because pickling may send another message (from a __reduce__).
+thread_local std::vector<ParkToken>* t_parking_log = nullptr;
+
+class ParkingLog {
+ public:
+  explicit ParkingLog(std::vector<ParkToken>* log) noexcept : outer_(t_parking_log) { t_parking_log = log; }
+  ParkingLog(const ParkingLog&) = delete;
+  ParkingLog& operator=(const ParkingLog&) = delete;
+  ~ParkingLog() { t_parking_log = outer_; }
+
+ private:
+  std::vector<ParkToken>* outer_;
+};
 
 }  // namespace
 
+void log_parked(const ParkToken& token) {
+  if (t_parking_log != nullptr) t_parking_log->push_back(token);
+}
+
 Encoded::~Encoded() {
+  drop_parked();  // no Python involved
   // A thread that CPython ends at interpreter exit unwinds through here without a thread
   // state: leak rather than touch Python (the process is exiting).
   if (aux_.empty() && views_.empty() && pickle_ == nullptr && pickle_buffers_ == nullptr) return;
@@ -42,6 +59,7 @@ Encoded::~Encoded() {
 }
 
 void Encoded::reset() noexcept {
+  drop_parked();
   drop_native_state();
   Py_CLEAR(pickle_);
   Py_CLEAR(pickle_buffers_);
@@ -91,6 +109,11 @@ Py_ssize_t Encoded::size_again() {
   const Py_ssize_t n = native_size(root_, 0);
   cached_only_ = false;
   return n;
+}
+
+void Encoded::drop_parked() noexcept {
+  for (const ParkToken& token : parked_) ChannelRegistry::instance().drop(token);
+  parked_.clear();
 }
 
 void Encoded::drop_native_state() noexcept {
@@ -144,19 +167,31 @@ Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
     }
     return static_cast<std::size_t>(n) > kMaxLength ? kNotNative : 1 + 4 + n;
   }
-  if (is_plain_buffer(obj)) {
+  if (PyByteArray_CheckExact(obj)) {
+    // Read when written rather than exported until then: an export held while a send
+    // waits would make other threads' resizes fail (BufferError). Every wait is followed
+    // by sizing again (refresh), with no Python code between that and the write.
+    const auto n = static_cast<std::size_t>(PyByteArray_GET_SIZE(obj));
+    return n > kMaxLength ? kNotNative : static_cast<Py_ssize_t>(1 + 4 + n);
+  }
+  if (PyMemoryView_Check(obj)) {
     const Py_buffer* view = hold_contiguous(obj);
     if (view == nullptr) return kError;
     const auto n = static_cast<std::size_t>(view->len);
     return n > kMaxLength ? kNotNative : static_cast<Py_ssize_t>(1 + 4 + n);
   }
+  // Sizing an item may run Python code (resolving a class by name), which may change any
+  // container, this one included: every item is held by a reference of our own while it
+  // is sized, and the list's length is read afresh each time. The total is then only an
+  // estimate, but prepare() sizes everything again, running no Python code, whenever
+  // Python code ran (ran_python_).
   const bool tuple = PyTuple_CheckExact(obj);
   if (tuple || PyList_CheckExact(obj)) {
-    const Py_ssize_t count = tuple ? PyTuple_GET_SIZE(obj) : PyList_GET_SIZE(obj);
     Py_ssize_t total = 1 + 4;
-    for (Py_ssize_t i = 0; i < count; ++i) {
-      PyObject* item = tuple ? PyTuple_GET_ITEM(obj, i) : PyList_GET_ITEM(obj, i);
+    for (Py_ssize_t i = 0; i < (tuple ? PyTuple_GET_SIZE(obj) : PyList_GET_SIZE(obj)); ++i) {
+      PyObject* item = Py_NewRef(tuple ? PyTuple_GET_ITEM(obj, i) : PyList_GET_ITEM(obj, i));
       const Py_ssize_t n = native_size(item, depth + 1);
+      Py_DECREF(item);
       if (n < 0) return n;
       total += n;
     }
@@ -167,10 +202,14 @@ Py_ssize_t Encoded::native_size(PyObject* obj, int depth) {
     PyObject* key = nullptr;
     PyObject* value = nullptr;
     Py_ssize_t total = 1 + 4;
-    while (PyDict_Next(obj, &pos, &key, &value)) {
+    while (PyDict_Next(obj, &pos, &key, &value)) {  // bounds-checked against the dict as it is now
+      Py_INCREF(key);
+      Py_INCREF(value);
       const Py_ssize_t k = native_size(key, depth + 1);
+      const Py_ssize_t v = k < 0 ? 0 : native_size(value, depth + 1);
+      Py_DECREF(key);
+      Py_DECREF(value);
       if (k < 0) return k;
-      const Py_ssize_t v = native_size(value, depth + 1);
       if (v < 0) return v;
       total += k + v;
     }
@@ -227,6 +266,7 @@ bool Encoded::prepare_pickle(ModuleState* st, PyObject* obj) {
   if (pickle_buffers_ == nullptr) return false;
   PyObject* protocol = PyLong_FromLong(5);
   if (protocol == nullptr) return false;
+  const ParkingLog log(&parked_);
   if (st->out_of_band_pickle) {
     PyObject* append = PyObject_GetAttrString(pickle_buffers_, "append");
     PyObject* kwnames = append ? Py_BuildValue("(s)", "buffer_callback") : nullptr;
@@ -303,9 +343,12 @@ std::byte* Encoded::write_value(PyObject* obj, std::byte* out, Cursor& at) const
     const char* s = PyUnicode_AsUTF8AndSize(obj, &n);  // cached by the size pass
     return put_tagged_bytes(out, 's', s, static_cast<std::size_t>(n));
   }
-  if (is_plain_buffer(obj)) {
+  if (PyByteArray_CheckExact(obj)) {
+    return put_tagged_bytes(out, 'B', PyByteArray_AS_STRING(obj), static_cast<std::size_t>(PyByteArray_GET_SIZE(obj)));
+  }
+  if (PyMemoryView_Check(obj)) {
     const Py_buffer* v = views_[at.view++].get();
-    *out++ = static_cast<std::byte>(PyByteArray_CheckExact(obj) ? 'B' : 'b');
+    *out++ = static_cast<std::byte>('b');
     out = put(out, static_cast<std::uint32_t>(v->len));
     std::memcpy(out, v->buf, static_cast<std::size_t>(v->len));  // contiguous (hold_contiguous)
     return out + v->len;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "module_state.hpp"
+#include "xchan/channel/registry.hpp"
 
 namespace xchan::py {
 
@@ -49,6 +50,12 @@ class Encoded {
   /// Drops everything prepared (references, buffers); prepare() may be called again.
   void reset() noexcept;
 
+  /// Marks the message as sent (or otherwise handed on, as bytes): the ends its pickling
+  /// parked now travel with it. Until then they belong to this object, and reset() or the
+  /// destructor closes them, so that a message that is never sent leaves no end of its
+  /// open behind (a channel that could then never close).
+  void sent() noexcept { parked_.clear(); }
+
   /// Exact encoded size.
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
 
@@ -68,6 +75,7 @@ class Encoded {
   std::byte* write_value(PyObject* obj, std::byte* out, Cursor& at) const noexcept;
   bool prepare_pickle(ModuleState* st, PyObject* obj);
   void drop_native_state() noexcept;
+  void drop_parked() noexcept;
   /// Holds a read-only, C-contiguous view of `obj`'s buffer until reset (a copy if the
   /// buffer is not contiguous), so that the write pass only copies bytes. nullptr with an
   /// exception set on failure.
@@ -85,13 +93,18 @@ class Encoded {
   // Owned, in traversal order: hex strings of big ints; for each instance, its class's
   // names bytes and its __dict__; contiguous copies of non-contiguous buffers.
   std::vector<PyObject*> aux_;
-  // Held buffers (memoryviews/bytearrays, or pickle's out-of-band buffers), in traversal
+  // Held buffers (memoryviews, or pickle's out-of-band buffers), in traversal
   // order, each C-contiguous. Boxed: a Py_buffer may point into itself (shape = &len), so
   // it must never move. (Empty for most messages, and an empty vector allocates nothing.)
   std::vector<std::unique_ptr<Py_buffer>> views_;
   PyObject* pickle_ = nullptr;         // owned: the pickle bytes (pickled_ only)
   PyObject* pickle_buffers_ = nullptr; // owned: list of PickleBuffer (pickled_ only)
+  std::vector<ParkToken> parked_;      // ends parked while pickling, until sent()
 };
+
+/// Records an end that Sender/Receiver.__reduce__ parked, for the message this thread is
+/// pickling, if any (see Encoded::sent). Throws std::bad_alloc.
+void log_parked(const ParkToken& token);
 
 /// Imports pickle into the module state if not done yet (runs Python code). Returns false
 /// with an exception set if that fails.

@@ -10,6 +10,7 @@
 
 #include "arguments.hpp"
 #include "channel_api.hpp"
+#include "codec.hpp"
 #include "end_use.hpp"
 #include "xchan/channel/registry.hpp"
 
@@ -71,6 +72,7 @@ PyObject* new_end(ModuleState* st, PyTypeObject* type) {
   if (self == nullptr) return nullptr;
   new (&self->tx) xchan::Sender();
   new (&self->rx) xchan::Receiver();
+  new (&self->held) std::vector<TakenMessage>();
   self->is_sender = type == st->sender_type;
   self->close_pending = false;
   self->busy = 0;
@@ -88,6 +90,9 @@ void end_dealloc(PyObject* obj) {
   unlink(self);
   self->tx.~Sender();
   self->rx.~Receiver();
+  std::vector<TakenMessage> held = std::move(self->held);
+  self->held.~vector();
+  for (const TakenMessage& m : held) Py_XDECREF(m.value);  // may run finalizers: last
   type->tp_free(obj);
   Py_DECREF(type);
 }
@@ -129,6 +134,12 @@ PyObject* m_reduce(PyObject* obj, PyObject*) {
     ChannelRegistry::End end = self->is_sender ? ChannelRegistry::End(xchan::Sender(self->tx))
                                                : ChannelRegistry::End(xchan::Receiver(self->rx));
     const ParkToken token = ChannelRegistry::instance().park(std::move(end), st->interpreter_id);
+    try {
+      log_parked(token);  // dropped again if the message being pickled is not sent
+    } catch (...) {
+      ChannelRegistry::instance().drop(token);
+      throw;
+    }
     std::byte raw[sizeof token.hi + sizeof token.lo];
     std::memcpy(raw, &token.hi, sizeof token.hi);
     std::memcpy(raw + sizeof token.hi, &token.lo, sizeof token.lo);

@@ -4,11 +4,20 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "module_state.hpp"
 #include "xchan/channel/ends.hpp"
 
 namespace xchan::py {
+
+/// A message a Receiver took from its channel: decoded, or (raw) its encoded bytes still
+/// to decode. `value` is a new reference; nullptr for a malformed message whose error is
+/// pending.
+struct TakenMessage {
+  PyObject* value = nullptr;
+  bool raw = false;
+};
 
 /// One Python-visible end. Exactly one of `tx`/`rx` is used, per `is_sender`. Ends opened
 /// in an interpreter are linked into its module state so that tearing the interpreter down
@@ -27,6 +36,10 @@ struct EndObject {
   // Nonzero once close() was called. Read without the GIL by this end's blocked calls
   // (their wait's cancel flag), so accessed atomically.
   std::uint32_t closing;
+  // Messages this Receiver took but did not hand over, because an interruption (Ctrl-C:
+  // a BaseException that is not an Exception) came while they were decoded. Its next
+  // receive returns them first, in order. Owned; released with the object.
+  std::vector<TakenMessage> held;
   ModuleState* owner;  // null once the module state is gone
   EndObject* prev;
   EndObject* next;

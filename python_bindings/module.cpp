@@ -85,6 +85,7 @@ void drop_parked_ends(ModuleState* st) noexcept {
 // _shutdown(): the atexit step (see worker.hpp, shutdown_workers).
 PyObject* f_shutdown(PyObject* module, PyObject*) {
   ModuleState* st = state_of_module(module);
+  st->shutting_down = true;
   close_all_ends(st);
   PyObject* r = shutdown_workers(module);
   drop_parked_ends(st);
@@ -99,7 +100,9 @@ PyObject* f_encode(PyObject* module, PyObject* obj) {
   Encoded enc;
   if (!enc.prepare(state_of_module(module), obj)) return nullptr;
   PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(enc.size()));
-  if (out != nullptr) enc.write(reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out)));
+  if (out == nullptr) return nullptr;
+  enc.write(reinterpret_cast<std::byte*>(PyBytes_AS_STRING(out)));
+  enc.sent();  // the caller has the message, and the ends it parked with it
   return out;
 }
 
@@ -195,6 +198,7 @@ void free_module(void* module) {
   ModuleState* st = state_of_module(static_cast<PyObject*>(module));
   // The interpreter is going away: its ends close (peers see disconnection), then its
   // workers, which may be waiting on those ends, are joined.
+  st->shutting_down = true;
   close_all_ends(st);
   finish_workers(st);
   drop_parked_ends(st);

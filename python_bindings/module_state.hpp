@@ -35,6 +35,10 @@ struct ModuleState {
   // pass a keyword to a _pickle function corrupts the process's heap (CPython gh-119213;
   // docs/python.md, "Known issues"), and both arguments are keyword-only.
   bool out_of_band_pickle;
+  // Set when this interpreter's exit began (the atexit step, or the module's teardown):
+  // spawn() is refused from then on, as threading refuses new threads at shutdown, so that
+  // the wait for workers at exit has an end.
+  bool shutting_down;
 };
 
 /// The state of the module that defined `type` (a heap type of this module).

@@ -1,5 +1,7 @@
 // Receiving: messages are taken under the consumer lock without running Python code, then
 // decoded after it is released.
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "arguments.hpp"
@@ -9,11 +11,7 @@
 namespace xchan::py {
 namespace {
 
-/// One message taken under the consumer lock: decoded at once if flat, else copied raw.
-struct Taken {
-  PyObject* value = nullptr;  // new reference: a flat value, or the raw bytes to decode
-  bool raw = false;
-};
+using Taken = TakenMessage;
 
 /// Taken messages: the first inline (recv() takes one and allocates nothing here).
 class TakenList {
@@ -57,22 +55,62 @@ struct TakeInto {
   }
 };
 
+/// True if the pending error interrupts the call (KeyboardInterrupt from Ctrl-C, or
+/// another BaseException that is not an Exception) rather than being the message's own
+/// failure to decode.
+bool interrupted() noexcept {
+  return PyErr_Occurred() != nullptr && PyErr_ExceptionMatches(PyExc_Exception) == 0;
+}
+
 /// Turns a taken message into its object (decoding a raw one now, outside the lock).
-/// Returns a new reference, or nullptr with the error set; consumes the entry either way.
+/// Returns a new reference, or nullptr with the error set. Consumes the entry, unless
+/// decoding was interrupted(): then it stays as it was, to be held.
 PyObject* finish(ModuleState* st, Taken& t) {
   if (t.value == nullptr) return nullptr;  // error already set by decode_flat
-  if (!t.raw) return t.value;
+  if (!t.raw) return std::exchange(t.value, nullptr);
   PyObject* v = decode(st, reinterpret_cast<const std::byte*>(PyBytes_AS_STRING(t.value)),
                        static_cast<std::size_t>(PyBytes_GET_SIZE(t.value)));
-  Py_DECREF(t.value);
+  if (v == nullptr && interrupted()) return nullptr;
+  Py_CLEAR(t.value);
   return v;
+}
+
+/// Keeps messages on the end for its next receive, ahead of what it already held: first
+/// the values of `decoded` (a list, may be null), then taken[from..). Takes their
+/// references; malformed entries (no value) are dropped.
+void hold(EndObject* self, PyObject* decoded, TakenList& taken, std::size_t from) noexcept {
+  std::vector<Taken> kept;
+  try {
+    if (decoded != nullptr) {
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(decoded); ++i) {
+        kept.push_back(Taken{Py_NewRef(PyList_GET_ITEM(decoded, i)), false});
+      }
+    }
+    for (std::size_t i = from; i < taken.size(); ++i) {
+      if (taken[i].value != nullptr) kept.push_back(std::exchange(taken[i], Taken{}));
+    }
+    self->held.insert(self->held.begin(), kept.begin(), kept.end());
+  } catch (const std::bad_alloc&) {
+    // No memory to keep them: they are lost, and the interruption still propagates.
+    for (const Taken& t : kept) Py_DECREF(t.value);
+    for (std::size_t i = from; i < taken.size(); ++i) Py_CLEAR(taken[i].value);
+  }
+}
+
+/// The next `max` messages the end held (see EndObject::held), moved into `out`.
+void take_held(EndObject* self, std::size_t max, TakenList& out) {
+  const std::size_t n = std::min(max, self->held.size());
+  for (std::size_t i = 0; i < n; ++i) out.push_back(self->held[i]);
+  self->held.erase(self->held.begin(), self->held.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 /// The batch as a list. Every taken message is consumed, so a message that fails to
 /// decode must not take the good ones of its batch with it: they go with the first error,
 /// as its `received`. A malformed flat value left its error pending when it was taken, and
-/// it is the batch's last message: that error is held while the others decode.
-PyObject* finish_all(ModuleState* st, TakenList& taken) {
+/// it is the batch's last message: that error is held while the others decode. An
+/// interruption stops decoding: everything not yet handed over is held by the end, and the
+/// interruption is raised.
+PyObject* finish_all(EndObject* self, ModuleState* st, TakenList& taken) {
   PyObject* pending = PyErr_GetRaisedException();
   PyObject* list = PyList_New(0);
   PyObject* error = list == nullptr ? PyErr_GetRaisedException() : nullptr;
@@ -82,6 +120,13 @@ PyObject* finish_all(ModuleState* st, TakenList& taken) {
       pending = nullptr;
     }
     PyObject* v = finish(st, taken[i]);
+    if (v == nullptr && interrupted()) {
+      hold(self, list, taken, i);
+      Py_XDECREF(list);
+      Py_XDECREF(error);
+      Py_XDECREF(pending);
+      return nullptr;
+    }
     const bool kept = v != nullptr && list != nullptr && PyList_Append(list, v) == 0;
     Py_XDECREF(v);
     if (!kept && PyErr_Occurred()) {  // first failure wins; decoding goes on (all consumed)
@@ -103,30 +148,45 @@ PyObject* finish_all(ModuleState* st, TakenList& taken) {
   return list;
 }
 
+/// The one message of a recv(), held by the end if its decoding is interrupted.
+PyObject* finish_one(EndObject* self, ModuleState* st, TakenList& taken) {
+  PyObject* v = finish(st, taken[0]);
+  if (v == nullptr && interrupted()) hold(self, nullptr, taken, 0);
+  return v;
+}
+
 /// Receives up to `max` messages (at least one unless it fails): a list when `as_list`,
-/// else the single object.
-PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_list) {
+/// else the single object. Messages the end holds come first. `*ended` (if given) tells
+/// whether a failure came from the end or its channel (closed, say) rather than from
+/// decoding a message.
+PyObject* receive(EndObject* self, std::size_t max, Deadline deadline, bool as_list, bool* ended = nullptr) {
   ModuleState* st = state(self);
   EndUse use(self);
+  if (ended != nullptr) *ended = true;
   Channel* ch = use.get();
   if (ch == nullptr) return nullptr;
   TakenList taken;
-  for (;;) {
-    std::size_t got = 0;
-    const Status s = ch->try_recv_many_with(max, TakeInto{st, &taken}, got);
-    if (s == Status::kOk) break;
-    if (s == Status::kNoMemory) {
-      if (!PyErr_Occurred()) PyErr_NoMemory();
-      return nullptr;
+  if (!self->held.empty()) {
+    take_held(self, max, taken);
+  } else {
+    for (;;) {
+      std::size_t got = 0;
+      const Status s = ch->try_recv_many_with(max, TakeInto{st, &taken}, got);
+      if (s == Status::kOk) break;
+      if (s == Status::kNoMemory) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        return nullptr;
+      }
+      if (s != Status::kEmpty) return raise_status(st, s, Op::kRecv);
+      const Status w = use.wait(st, false, 0, deadline);
+      if (w == Status::kInterrupted) return nullptr;
+      if (w != Status::kOk) return raise_status(st, w, Op::kRecv);
+      ch = use.recheck();  // closed by another thread while waiting: take nothing
+      if (ch == nullptr) return nullptr;
     }
-    if (s != Status::kEmpty) return raise_status(st, s, Op::kRecv);
-    const Status w = use.wait(st, false, 0, deadline);
-    if (w == Status::kInterrupted) return nullptr;
-    if (w != Status::kOk) return raise_status(st, w, Op::kRecv);
-    ch = use.recheck();  // closed by another thread while waiting: take nothing
-    if (ch == nullptr) return nullptr;
   }
-  return as_list ? finish_all(st, taken) : finish(st, taken[0]);
+  if (ended != nullptr) *ended = false;
+  return as_list ? finish_all(self, st, taken) : finish_one(self, st, taken);
 }
 
 }  // namespace
@@ -166,9 +226,12 @@ PyObject* m_recv_many(PyObject* obj, PyObject* const* args, Py_ssize_t nargs, Py
 PyObject* r_next(PyObject* obj) {
   auto* self = reinterpret_cast<EndObject*>(obj);
   ModuleState* st = state(self);
-  PyObject* v = guarded(st, [&] { return receive(self, 1, Deadline::never(), false); });
+  bool ended = false;
+  PyObject* v = guarded(st, [&] { return receive(self, 1, Deadline::never(), false, &ended); });
   // The channel is closed (every sender gone and drained), or this end was: the loop ends.
-  if (v == nullptr && PyErr_ExceptionMatches(st->channel_closed)) PyErr_Clear();
+  // A ChannelClosed that decoding a message raised (a stale end inside it) is that
+  // message's error instead, and propagates.
+  if (v == nullptr && ended && PyErr_ExceptionMatches(st->channel_closed)) PyErr_Clear();
   return v;
 }
 

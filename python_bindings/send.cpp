@@ -31,7 +31,10 @@ PyObject* send_one(EndObject* self, PyObject* obj, Deadline deadline) {
       enc.write(out.data());
       return n;
     });
-    if (s == Status::kOk) Py_RETURN_NONE;
+    if (s == Status::kOk) {
+      enc.sent();
+      Py_RETURN_NONE;
+    }
     if (s != Status::kFull) return raise_status(st, s, Op::kSend, max);
     const Status w = use.wait(st, true, n, deadline);
     if (w == Status::kInterrupted) return nullptr;
@@ -105,6 +108,7 @@ bool send_encoded(EndObject* self, Encoded* encoded, std::size_t count, Deadline
           return rest[i].size();
         },
         went);
+    for (std::size_t i = 0; i < went; ++i) rest[i].sent();
     done += went;
     if (s == Status::kOk) continue;
     ok = false;

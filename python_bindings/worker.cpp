@@ -432,6 +432,10 @@ PyObject* spawn_interpreter(PyObject* module, PyObject* const* args, Py_ssize_t 
   }
   const int daemon = PyObject_IsTrue(args[4]);
   if (daemon < 0) return nullptr;
+  if (st->shutting_down) {
+    PyErr_SetString(PyExc_RuntimeError, "cannot spawn a worker at interpreter shutdown");
+    return nullptr;
+  }
   return guarded(st, [&]() -> PyObject* {
     std::vector<std::string> path;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(args[0]); ++i) {

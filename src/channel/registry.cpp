@@ -113,6 +113,18 @@ ChannelRegistry::TakeResult ChannelRegistry::take(const ParkToken& token, bool i
   return TakeResult::kTaken;
 }
 
+bool ChannelRegistry::drop(const ParkToken& token) noexcept {
+  End dropped;
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = parked_.find(token);
+    if (it == parked_.end()) return false;
+    dropped = std::move(it->second.end);
+    parked_.erase(it);
+  }
+  return true;  // `dropped` closes here, outside the lock
+}
+
 std::size_t ChannelRegistry::drop_parked_by(std::uint64_t owner) {
   std::vector<End> dropped;
   {

@@ -108,6 +108,25 @@ class BreaksOnArrival:
         return (_break_on_arrival, ("arrived broken",))
 
 
+def _interrupt_once(key, exc_type):
+    if InterruptedOnArrival.pending.pop(key, False):
+        raise exc_type  # as a signal handler does when Ctrl-C comes during decoding
+    return ("arrived", key)
+
+
+class InterruptedOnArrival:
+    """Decoding it raises `exc_type` the first time (a BaseException that is not an
+    Exception: an interruption, not a broken message), then gives ("arrived", key)."""
+    pending = {}
+
+    def __init__(self, key, exc_type=KeyboardInterrupt):
+        self.key, self.exc_type = key, exc_type
+        InterruptedOnArrival.pending[key] = True
+
+    def __reduce__(self):
+        return (_interrupt_once, (self.key, self.exc_type))
+
+
 class ClosesOnPickling:
     def __init__(self, end):
         self.end = end
@@ -296,6 +315,51 @@ class CodecTest(unittest.TestCase):
         tx.send("after")
         self.assertEqual(rx.recv_nowait(), "after")
 
+    def test_an_interruption_while_decoding_loses_no_message(self):
+        # Ctrl-C (KeyboardInterrupt from the signal handler) or SystemExit while recv()
+        # decodes: the message is taken already, so the end keeps it for the next receive.
+        for exc_type in (KeyboardInterrupt, SystemExit):
+            with self.subTest(exc_type.__name__):
+                tx, rx = xchan.channel()
+                tx.send_many([1, InterruptedOnArrival("a", exc_type), 3])
+                tx.close()
+                self.assertEqual(rx.recv(timeout=5), 1)
+                with self.assertRaises(exc_type):
+                    rx.recv(timeout=5)
+                self.assertEqual(list(rx), [("arrived", "a"), 3])
+
+    def test_an_interrupted_batch_is_received_whole_and_in_order_afterwards(self):
+        tx, rx = xchan.channel()
+        tx.send_many([1, "two", InterruptedOnArrival("b"), 4, InterruptedOnArrival("c"), 6])
+        with self.assertRaises(KeyboardInterrupt):
+            rx.recv_many(10)
+        tx.send(7)
+        self.assertEqual(rx.recv_many(2), [1, "two"])  # held messages come first...
+        with self.assertRaises(KeyboardInterrupt):
+            rx.recv_many(10)  # ...and the second interruption holds the rest again
+        self.assertEqual(rx.recv_many(10), [("arrived", "b"), 4, ("arrived", "c"), 6])
+        self.assertEqual(rx.recv(timeout=5), 7)  # then the channel
+        self.assertEqual(rx.qsize(), 0)
+
+    def test_a_message_closed_by_its_own_decoding_does_not_end_iteration(self):
+        # ChannelClosed from unpickling a message (a stale end inside it) is that message's
+        # error: the loop must not mistake it for the channel's end and stop silently.
+        stale_end = pickle.dumps(xchan.channel()[0])
+        pickle.loads(stale_end)  # an end unpickles at most once: these bytes are now stale
+
+        class CarriesAStaleEnd:
+            def __reduce__(self):
+                return (pickle.loads, (stale_end,))
+
+        tx, rx = xchan.channel()
+        tx.send_many(["one", CarriesAStaleEnd(), "three"])
+        it = iter(rx)
+        self.assertEqual(next(it), "one")
+        with self.assertRaises(xchan.ChannelClosed):
+            next(it)
+        tx.close()
+        self.assertEqual(list(it), ["three"])
+
 
 class _InterruptedImportFinder:
     """Imports `name` as a module holding `cls`, but the first attempt raises
@@ -320,6 +384,39 @@ class _InterruptedImportFinder:
 
 
 class CodecHygieneTest(unittest.TestCase):
+    def _class_whose_lookup_runs(self, action):
+        """A fresh class that xchan resolves by name as getattr(<namespace>, "C"), where
+        the namespace's __getattr__ runs `action` first: Python code in the middle of
+        sizing a message."""
+        class Namespace:
+            def __getattr__(self, name):
+                action()
+                return cls
+        cls = type("C", (), {"__module__": __name__, "__qualname__": f"_ns_{id(action)}.C"})
+        globals()[f"_ns_{id(action)}"] = Namespace()
+        self.addCleanup(globals().pop, f"_ns_{id(action)}")
+        return cls
+
+    def test_a_container_changed_by_code_run_while_sizing_it_is_never_torn(self):
+        # Resolving a class by name runs Python code, which may change the very container
+        # being sized: it must arrive as it was before or as it is after, never torn.
+        for name, make, change in [
+            ("list cleared", lambda c: [c()] + [str(i) * 50 for i in range(500)], lambda v: v.clear()),
+            ("list refilled", lambda c: [c()] + [(i, [i]) for i in range(500)], lambda v: v.__setitem__(slice(None), [b"x"] * 3)),
+            ("dict cleared", lambda c: {"k": c(), **{str(i): [i] * 20 for i in range(500)}}, lambda v: v.clear()),
+            ("dict key cleared", lambda c: {(c(),): "v", **{str(i): [i] for i in range(500)}}, lambda v: v.clear()),
+        ]:
+            with self.subTest(name):
+                victim = None
+                cls = self._class_whose_lookup_runs(lambda: change(victim))
+                victim = make(cls)
+                before = [type(x) for x in victim]  # (pickle would resolve the class too)
+                tx, rx = xchan.channel()
+                tx.send(victim)
+                got = rx.recv(timeout=5)
+                if got != victim:  # then it arrived as it was before the change
+                    self.assertEqual([type(x) for x in got], before)
+
     def test_the_class_cache_does_not_keep_classes_alive(self):
         import gc
         import types

@@ -240,6 +240,17 @@ class ChangedWhileWaitingTest(unittest.TestCase):
         got = self.send_while_another_thread_changes(obj, lambda o: setattr(o, "name", "long" * 10_000))
         self.assertIs(type(got), workers.Record)
 
+    def test_a_bytearray_resized_while_send_waits(self):
+        # The other thread's resize must work (no BufferError from an export the waiting
+        # send holds), at the top level and inside a container.
+        for message in (bytearray(b"abc"), [bytearray(b"abc"), "more"]):
+            with self.subTest(type(message).__name__):
+                target = message if isinstance(message, bytearray) else message[0]
+                got = self.send_while_another_thread_changes(message, lambda _: target.extend(b"d" * 100_000))
+                arrived = got if isinstance(got, bytearray) else got[0]
+                self.assertIs(type(arrived), bytearray)
+                self.assertEqual(arrived, b"abc" + b"d" * 100_000)
+
     def test_send_many_items_changed_while_it_waits(self):
         items = [[1], [2], [3]]
         tx, rx = xchan.channel(capacity=1, max_bytes=1 << 22)

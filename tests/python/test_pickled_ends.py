@@ -97,6 +97,58 @@ class PickledEndTest(unittest.TestCase):
         with self.assertRaises(xchan.ChannelClosed):
             pickle.loads(data)
 
+    def test_an_end_in_a_message_that_is_not_sent_does_not_stay_open(self):
+        # The end is pickled (parked) before the send fails: it must be closed again, or
+        # its channel could never close (a worker looping over it would never end).
+        class Refuses:
+            def __reduce__(self):
+                raise ValueError("cannot pickle this one")
+
+        parked_before = xchan._xchan._parked_ends()
+        tx, rx = xchan.channel()
+        full_tx, full_rx = xchan.channel(capacity=1)
+        full_tx.send("occupied")
+        attempts = [
+            ("send times out", xchan.ChannelFull, lambda: full_tx.send(("reply to", tx), timeout=0.05)),
+            ("send_nowait finds it full", xchan.ChannelFull, lambda: full_tx.send_nowait([tx])),
+            ("pickling fails after the end", ValueError, lambda: full_tx.send((tx, Refuses()))),
+            ("send_many: the items not sent", xchan.ChannelFull,
+             lambda: full_tx.send_many([(tx,), {"r": tx}], timeout=0.05)),
+        ]
+        for name, error, attempt in attempts:
+            with self.subTest(name):
+                with self.assertRaises(error):
+                    attempt()
+                self.assertEqual(xchan._xchan._parked_ends(), parked_before)
+        tx.close()
+        with self.assertRaises(xchan.ChannelClosed):
+            rx.recv(timeout=5)  # no sender is left anywhere
+
+    def test_an_end_in_a_message_sent_stays_usable(self):
+        tx, rx = xchan.channel()
+        box_tx, box_rx = xchan.channel(capacity=3)
+        box_tx.send(("reply to", tx))
+        self.assertEqual(box_tx.send_many([{"r": tx}, [tx]], timeout=0.05), 2)  # all went
+        tx.close()
+        arrived = [box_rx.recv(timeout=5)[1], box_rx.recv(timeout=5)["r"], box_rx.recv(timeout=5)[0]]
+        for i, end in enumerate(arrived):
+            end.send(i)
+            end.close()
+        self.assertEqual(list(rx), [0, 1, 2])
+
+    def test_a_partly_sent_batch_closes_only_the_ends_of_items_that_did_not_go(self):
+        tx, rx = xchan.channel()
+        box_tx, box_rx = xchan.channel(capacity=1)
+        with self.assertRaises(xchan.ChannelFull) as cm:
+            box_tx.send_many([("went", tx), ("stayed", tx)], timeout=0.05)
+        self.assertEqual(cm.exception.sent, 1)
+        tx.close()
+        label, end = box_rx.recv(timeout=5)
+        self.assertEqual(label, "went")
+        end.send("still open")
+        end.close()
+        self.assertEqual(list(rx), ["still open"])
+
 
 class QueueIdentityTest(unittest.TestCase):
     def test_a_queue_pickles_by_id_and_every_copy_is_the_same_queue(self):

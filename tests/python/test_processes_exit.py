@@ -171,6 +171,64 @@ class WorkersAtExitTest(unittest.TestCase):
         self.assertEqual(r.stdout.split(), ["one"])
         self.assertEqual(r.stderr, "")
 
+    def test_spawn_after_exit_began_is_refused_and_exit_does_not_hang(self):
+        # An atexit handler registered before `import xchan` runs after xchan's own exit
+        # step, which waits for workers: a worker spawned there would not be waited for.
+        r = run_script("""
+            import atexit, sys
+
+            def late():
+                import xchan, workers
+                try:
+                    xchan.spawn(workers.noop)
+                except RuntimeError as e:
+                    print("refused:", e, flush=True)
+
+            atexit.register(late)
+            import xchan
+        """, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "refused: cannot spawn a worker at interpreter shutdown")
+
+    def test_daemon_threads_that_keep_spawning_do_not_hold_up_exit(self):
+        r = run_script("""
+            import threading, time
+            import xchan, workers
+
+            def refill():
+                while True:
+                    xchan.spawn(workers.noop).join()
+
+            for _ in range(3):
+                threading.Thread(target=refill, daemon=True).start()
+            time.sleep(0.3)
+            print("main done", flush=True)
+        """, timeout=60)
+        self.assertEqual(r.stdout.strip(), "main done")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for mark in CRASH_MARKS:
+            self.assertNotIn(mark, r.stderr)
+
+    def test_an_end_in_a_send_that_failed_does_not_keep_a_worker_and_exit_waiting(self):
+        r = run_script("""
+            import xchan, workers
+            jobs_tx, jobs_rx = xchan.channel()
+            res_tx, res_rx = xchan.channel()
+            w = xchan.spawn(workers.echo, jobs_rx, res_tx)
+            jobs_rx.close(); res_tx.close()
+            ctl_tx, ctl_rx = xchan.channel(capacity=1)
+            ctl_tx.send("occupied")
+            try:
+                ctl_tx.send(("here is a sender", jobs_tx), timeout=0.1)
+            except xchan.ChannelFull:
+                pass
+            jobs_tx.send("one")
+            jobs_tx.close()
+            print(list(res_rx), flush=True)  # ends: the worker's loop saw the channel close
+        """, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "['one']")
+
 
 class UnjoinedWorkerFailuresTest(unittest.TestCase):
     def test_a_failure_nobody_joins_is_printed_at_exit(self):

@@ -67,6 +67,11 @@ class ChannelRegistry {
   /// belongs to channel `channel_id`. Any thread.
   [[nodiscard]] TakeResult take(const ParkToken& token, bool is_sender, std::uint64_t channel_id, End& out);
 
+  /// Closes the end parked under `token` if nobody took it (the message that carried it
+  /// was never sent, say). Returns whether it was still parked. Any thread; the end is
+  /// closed outside the registry's lock.
+  bool drop(const ParkToken& token) noexcept;
+
   /// Closes every end `owner` parked and nobody took (the owner is going away). Returns
   /// how many. Any thread; the ends are closed outside the registry's lock.
   std::size_t drop_parked_by(std::uint64_t owner);

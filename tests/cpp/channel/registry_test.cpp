@@ -112,6 +112,26 @@ TEST(ChannelRegistryTest, DroppingAnOwnersParkedEndsClosesThem) {
   EXPECT_EQ(registry.parked(), before);
 }
 
+TEST(ChannelRegistryTest, DroppingOneTokenClosesOnlyThatEndAndSpendsTheToken) {
+  Sender tx;
+  Receiver rx;
+  ASSERT_EQ(make_channel({}, tx, rx), Status::kOk);
+  const std::uint64_t id = tx.channel()->id();
+  auto& registry = ChannelRegistry::instance();
+  const std::size_t before = registry.parked();
+  const ParkToken dropped = registry.park(Sender(tx), 13);
+  const ParkToken kept = registry.park(Sender(tx), 13);
+  tx.close();
+  EXPECT_EQ(rx.channel()->senders(), 2U);
+  EXPECT_TRUE(registry.drop(dropped));
+  EXPECT_EQ(rx.channel()->senders(), 1U);
+  EXPECT_FALSE(registry.drop(dropped));  // spent: a second drop finds nothing
+  ChannelRegistry::End end;
+  EXPECT_EQ(registry.take(dropped, true, id, end), ChannelRegistry::TakeResult::kUnknown);
+  EXPECT_EQ(registry.take(kept, true, id, end), ChannelRegistry::TakeResult::kTaken);
+  EXPECT_EQ(registry.parked(), before);
+}
+
 TEST(ChannelRegistryTest, OnlyAdmittedChannelsAttachById) {
   Status s;
   auto plain = Channel::create({}, s);
