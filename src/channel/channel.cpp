@@ -71,9 +71,10 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
     return nullptr;
   }
   const std::uint64_t data_bytes = buffer_bytes_for(config.max_bytes);
+  const std::size_t prefault = kHeaderBytes + core::SpscByteRing::kHotWindowBytes;
   core::MemoryBlock memory;
-  status = core::MemoryBlock::map_anonymous(
-      kHeaderBytes + data_bytes, kHeaderBytes + core::SpscByteRing::kHotWindowBytes, memory);
+  status = config.shared ? core::MemoryBlock::map_new_shared(kHeaderBytes + data_bytes, prefault, memory)
+                         : core::MemoryBlock::map_anonymous(kHeaderBytes + data_bytes, prefault, memory);
   if (status != Status::kOk) return nullptr;
 
   auto* header = ::new (memory.bytes().data()) ChannelHeader{};
@@ -81,8 +82,9 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   header->spin_iterations = config.spin_iterations;
   header->data_offset = kHeaderBytes;
   header->data_bytes = data_bytes;
-  // The memory is private to this process, so waiters may pay for the notifiers' fences.
-  header->fencing = static_cast<std::uint32_t>(best_process_local_fencing());
+  // Memory private to this process lets waiters pay for the notifiers' fences; a shared
+  // segment needs fences every process's threads take part in.
+  header->fencing = static_cast<std::uint32_t>(config.shared ? Fencing::kSymmetric : best_process_local_fencing());
   const std::span<std::byte> data = memory.bytes().subspan(kHeaderBytes, data_bytes);
   status = core::MpmcByteRing::init(header->ring, data, config.capacity);
   if (status != Status::kOk) return nullptr;
@@ -91,14 +93,47 @@ std::shared_ptr<Channel> Channel::create(const ChannelConfig& config, Status& st
   const std::uint32_t exclusive = is_process_local(static_cast<Fencing>(header->fencing)) ? 1U : 0U;
   header->ring.producer.exclusive = exclusive;
   header->ring.consumer.exclusive = exclusive;
-  header->magic = kChannelMagic;
+  // Release: an attacher in another thread (or a process handed the segment, through a
+  // system call that orders as much) sees a complete header once it sees the magic.
+  core::atomic_store(header->magic, kChannelMagic, std::memory_order_release);
+  return open(std::move(memory), status);
+}
 
+std::shared_ptr<Channel> Channel::attach(int fd, Status& status) {
+  core::MemoryBlock memory;
+  status = core::MemoryBlock::map_existing_shared(fd, memory);
+  if (status != Status::kOk) return nullptr;
+  return open(std::move(memory), status);
+}
+
+std::shared_ptr<Channel> Channel::open(core::MemoryBlock memory, Status& status) {
+  // Every field is read once into a local and checked before use: the segment may have
+  // been written by a faulty or hostile process.
+  const std::span<std::byte> all = memory.bytes();
+  if (all.size() < kHeaderBytes) {
+    status = Status::kCorrupted;
+    return nullptr;
+  }
+  auto* header = reinterpret_cast<ChannelHeader*>(all.data());
+  const std::uint64_t magic = core::atomic_load(header->magic, std::memory_order_acquire);
+  const std::uint32_t version = header->version;
+  const std::uint64_t data_offset = header->data_offset;
+  const std::uint64_t data_bytes = header->data_bytes;
+  const std::uint32_t fencing = header->fencing;
+  const bool shared = memory.fd() >= 0;
+  const bool fencing_ok = shared ? fencing == static_cast<std::uint32_t>(Fencing::kSymmetric)
+                                 : fencing <= static_cast<std::uint32_t>(Fencing::kAdaptive);
+  if (magic != kChannelMagic || version != kChannelVersion || data_offset != kHeaderBytes || !fencing_ok ||
+      data_bytes > all.size() - kHeaderBytes) {
+    status = Status::kCorrupted;
+    return nullptr;
+  }
   std::shared_ptr<Channel> channel(new Channel());
   channel->fork_generation_ = count_forks();
   channel->memory_ = std::move(memory);
   channel->header_ = header;
-  channel->fencing_ = static_cast<Fencing>(header->fencing);
-  status = channel->ring_.attach(header->ring, data);
+  channel->fencing_ = static_cast<Fencing>(fencing);
+  status = channel->ring_.attach(header->ring, channel->memory_.bytes().subspan(kHeaderBytes, data_bytes));
   if (status != Status::kOk) return nullptr;
   channel->id_ = ChannelRegistry::instance().add(channel);
   return channel;
@@ -167,8 +202,8 @@ void Channel::add_receiver() noexcept {
 void Channel::remove_sender() noexcept {
   // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
   // sees the count reach 0 sees every message published before it.
-  const std::uint32_t before = core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel);
   if (!usable_in_this_process()) return;  // see remove_receiver
+  const std::uint32_t before = core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel);
   if (before == 1U) {
     not_empty().notify_all();
   } else if (before == 2U) {
@@ -177,10 +212,11 @@ void Channel::remove_sender() noexcept {
 }
 
 void Channel::remove_receiver() noexcept {
-  const std::uint32_t before = core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel);
-  // A forked child's private copy: nothing here waits on it (every use is refused), and
-  // its side locks may be held by parent threads that do not exist here. Only count.
+  // An end inherited by a forked child: it was never counted there (a private channel's
+  // memory is the child's own copy, whose side locks may be held by parent threads that do
+  // not exist here; a shared channel's count belongs to the parent's end). Nothing to do.
   if (!usable_in_this_process()) return;
+  const std::uint32_t before = core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel);
   if (before == 1U) {
     not_full().notify_all();
   } else if (before == 2U) {

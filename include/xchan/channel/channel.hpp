@@ -36,6 +36,11 @@ struct ChannelConfig {
   std::uint64_t max_bytes = std::uint64_t{1} << 20;
   /// Polls of the condition before a waiter parks in the kernel (0: park at once).
   std::uint32_t spin_iterations = 4096;
+  /// Place the channel in a shared segment (MemoryBlock::map_new_shared) that other
+  /// processes attach to through its descriptor (Channel::attach). Both sides then take
+  /// their locks and the eventcounts use symmetric fencing (membarrier(2) reaches only
+  /// this process).
+  bool shared = false;
 };
 
 /// Counters of one channel, read without stopping it (each field is exact only when the
@@ -92,6 +97,18 @@ class Channel {
   /// (kInvalidArgument) or when memory cannot be mapped (kNoMemory). Throws
   /// std::bad_alloc only if the small bookkeeping allocation fails.
   [[nodiscard]] static std::shared_ptr<Channel> create(const ChannelConfig& config, Status& status);
+
+  /// Maps the shared channel whose segment `fd` refers to (shared_fd() of a channel made
+  /// with `shared`, in this or another process; the caller keeps its `fd`) and checks
+  /// everything read from it: the header's magic, layout version, sizes and fencing, and
+  /// the ring's. Ends opened on the result count in the segment like any other.
+  /// nullptr and `status` set: kInvalidArgument (not a segment), kCorrupted (validation
+  /// failed), kNoMemory (cannot map). Throws std::bad_alloc like create().
+  [[nodiscard]] static std::shared_ptr<Channel> attach(int fd, Status& status);
+
+  /// The shared segment's descriptor (owned by this object, close-on-exec), or -1 if the
+  /// channel is private to this process.
+  [[nodiscard]] int shared_fd() const noexcept { return memory_.fd(); }
 
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -172,6 +189,8 @@ class Channel {
   /// False in a child forked after this channel was created: its memory is the child's
   /// private copy, so the child's ends would see what the parent also receives (every
   /// message twice) and send what nobody reads. Callers refuse to use such a channel.
+  /// A shared channel's memory is not copied, but the child's inherited ends were never
+  /// counted in it: the child attaches again (attach(shared_fd())) and opens its own.
   /// Any thread.
   [[nodiscard]] bool usable_in_this_process() const noexcept {
     return fork_generation_ == current_fork_generation();
@@ -222,6 +241,8 @@ class Channel {
 
  private:
   Channel() = default;
+  /// Validates the header and ring in `memory` and makes the handle (create/attach).
+  static std::shared_ptr<Channel> open(core::MemoryBlock memory, Status& status);
 
   core::MemoryBlock memory_;
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }

@@ -1,0 +1,287 @@
+// Channels in a shared segment, used by processes made with fork(): each child attaches
+// through the segment's descriptor and opens ends of its own, which count in the segment.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "xchan/channel/channel.hpp"
+#include "xchan/channel/ends.hpp"
+
+namespace xchan {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::shared_ptr<Channel> make_shared_channel(std::uint64_t capacity, std::uint64_t max_bytes,
+                                             std::uint32_t spin = 4096) {
+  ChannelConfig config;
+  config.capacity = capacity;
+  config.max_bytes = max_bytes;
+  config.spin_iterations = spin;
+  config.shared = true;
+  Status s = Status::kOk;
+  std::shared_ptr<Channel> ch = Channel::create(config, s);
+  EXPECT_EQ(s, Status::kOk);
+  return ch;
+}
+
+/// Runs `body` in a forked child, which exits with status 0 if it returns true (1 if not)
+/// and is ended by SIGALRM if it hangs. Returns the child's pid.
+pid_t run_child(const std::function<bool()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(60);
+    _exit(body() ? 0 : 1);
+  }
+  return pid;
+}
+
+void expect_child_succeeded(pid_t pid, const std::string& what) {
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << what << ": exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1) << ", signal "
+      << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/// A one-byte-per-child pipe the parent reads to know that every child has opened its ends.
+struct Barrier {
+  int fds[2] = {-1, -1};
+  Barrier() { EXPECT_EQ(pipe(fds), 0); }
+  ~Barrier() {
+    close(fds[0]);
+    close(fds[1]);
+  }
+  void arrive() const { EXPECT_EQ(write(fds[1], "x", 1), 1); }
+  void wait_for(int n) const {
+    char c = 0;
+    for (int i = 0; i < n; ++i) ASSERT_EQ(read(fds[0], &c, 1), 1);
+  }
+};
+
+std::byte pattern(std::uint64_t message, std::size_t at) noexcept {
+  return static_cast<std::byte>((message * 131 + at * 7) & 0xff);
+}
+
+TEST(SharedChannelTest, TheSegmentIsAnUnnamedMemfdOfMode0600WithItsSpaceReserved) {
+  const auto ch = make_shared_channel(16, 1 << 16);
+  ASSERT_TRUE(ch);
+  const int fd = ch->shared_fd();
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+  struct stat st {};
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600U);
+  EXPECT_GE(static_cast<std::uint64_t>(st.st_blocks) * 512, static_cast<std::uint64_t>(st.st_size));  // allocated
+  char link[256] = {};
+  ASSERT_GT(readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof link - 1), 0);
+  EXPECT_EQ(std::string(link).rfind("/memfd:xchan-channel", 0), 0U) << link;  // no file in /dev/shm
+  Status s = Status::kOk;
+  ChannelConfig private_config;
+  EXPECT_EQ(Channel::create(private_config, s)->shared_fd(), -1);
+}
+
+TEST(SharedChannelTest, AChildSendsEverySizeUpToTheLimitAndTheParentGetsEachOnceInOrder) {
+  const auto ch = make_shared_channel(64, 1 << 16);
+  ASSERT_TRUE(ch);
+  const std::size_t max = ch->max_message();
+  std::vector<std::size_t> sizes;
+  for (std::size_t n = 0; n <= 64; ++n) sizes.push_back(n);
+  for (std::size_t n = 65; n < max; n = n * 5 / 4 + 3) sizes.push_back(n);
+  sizes.push_back(max - 1);
+  sizes.push_back(max);
+  const std::size_t rounds = 20;
+  Receiver rx(ch);
+  Sender keeps_it_open(ch);  // until the child's own sender counts
+  Barrier attached;
+  const int fd = ch->shared_fd();
+  const pid_t pid = run_child([&] {
+    Status s = Status::kOk;
+    const auto mine = Channel::attach(fd, s);
+    if (!mine) return false;
+    Sender tx(mine);
+    attached.arrive();
+    std::vector<std::byte> buf(max);
+    for (std::size_t r = 0, i = 0; r < rounds; ++r) {
+      for (const std::size_t n : sizes) {
+        for (std::size_t j = 0; j < n; ++j) buf[j] = pattern(i, j);
+        if (tx.send(std::span(buf.data(), n), Deadline::after(30s)) != Status::kOk) return false;
+        ++i;
+      }
+    }
+    return true;  // the sender closes as the child exits
+  });
+  attached.wait_for(1);
+  keeps_it_open.close();
+  std::vector<std::byte> out;
+  std::size_t i = 0;
+  for (std::size_t r = 0; r < rounds; ++r) {
+    for (const std::size_t n : sizes) {
+      ASSERT_EQ(rx.recv(out, Deadline::after(30s)), Status::kOk) << "message " << i;
+      ASSERT_EQ(out.size(), n) << "message " << i;
+      for (std::size_t j = 0; j < n; ++j) ASSERT_EQ(out[j], pattern(i, j)) << "message " << i << " byte " << j;
+      ++i;
+    }
+  }
+  EXPECT_EQ(rx.recv(out, Deadline::after(30s)), Status::kClosed);  // the child's sender closed
+  expect_child_succeeded(pid, "sender");
+}
+
+TEST(SharedChannelTest, AReceiverParkedInOneProcessIsWokenBySendsFromAnother) {
+  const auto ch = make_shared_channel(4, 4096, /*spin=*/0);  // parks at once
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  const int fd = ch->shared_fd();
+  const pid_t pid = run_child([fd] {
+    Status s = Status::kOk;
+    const auto mine = Channel::attach(fd, s);
+    if (!mine) return false;
+    Receiver rx(mine);
+    std::vector<std::byte> out;
+    for (int i = 0; i < 20; ++i) {
+      if (rx.recv(out, Deadline::after(30s)) != Status::kOk || out.size() != 1 ||
+          out[0] != static_cast<std::byte>(i)) {
+        return false;
+      }
+    }
+    return true;
+  });
+  for (int i = 0; i < 20; ++i) {
+    // Give the child time to park before each send: the wake-up crosses processes.
+    for (int w = 0; w < 200 && ch->stats().parked_receivers == 0; ++w) std::this_thread::sleep_for(1ms);
+    const std::byte b = static_cast<std::byte>(i);
+    ASSERT_EQ(tx.send(std::span(&b, 1), Deadline::after(30s)), Status::kOk);
+  }
+  expect_child_succeeded(pid, "receiver");
+}
+
+TEST(SharedChannelTest, ManyProducerAndConsumerProcessesDeliverEachMessageOnceInProducerOrder) {
+  constexpr int kProducers = 4;
+  constexpr int kConsumers = 3;
+  constexpr std::uint32_t kPerProducer = 20000;
+  const auto ch = make_shared_channel(256, 1 << 14);
+  ASSERT_TRUE(ch);
+  // One counter per message, in memory every process shares: a duplicate shows as 2.
+  const std::size_t counters_bytes = sizeof(std::uint32_t) * kProducers * kPerProducer;
+  void* mem = mmap(nullptr, counters_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* counters = static_cast<std::uint32_t*>(mem);
+  Sender keep_tx(ch);
+  Receiver keep_rx(ch);
+  Barrier attached;
+  const int fd = ch->shared_fd();
+  std::vector<pid_t> pids;
+  for (int p = 0; p < kProducers; ++p) {
+    pids.push_back(run_child([&, p] {
+      Status s = Status::kOk;
+      const auto mine = Channel::attach(fd, s);
+      if (!mine) return false;
+      Sender tx(mine);
+      attached.arrive();
+      for (std::uint32_t seq = 0; seq < kPerProducer; ++seq) {
+        const std::uint32_t record[2] = {static_cast<std::uint32_t>(p), seq};
+        if (tx.send(std::as_bytes(std::span(record)), Deadline::after(60s)) != Status::kOk) return false;
+      }
+      return true;
+    }));
+  }
+  for (int c = 0; c < kConsumers; ++c) {
+    pids.push_back(run_child([&] {
+      Status s = Status::kOk;
+      const auto mine = Channel::attach(fd, s);
+      if (!mine) return false;
+      Receiver rx(mine);
+      attached.arrive();
+      std::vector<std::int64_t> last(kProducers, -1);
+      std::vector<std::byte> out;
+      for (;;) {
+        const Status r = rx.recv(out, Deadline::after(60s));
+        if (r == Status::kClosed) return true;  // every producer is done and it is drained
+        if (r != Status::kOk || out.size() != 8) return false;
+        std::uint32_t record[2];
+        std::memcpy(record, out.data(), sizeof record);
+        if (record[0] >= kProducers || record[1] >= kPerProducer) return false;
+        if (static_cast<std::int64_t>(record[1]) <= last[record[0]]) return false;  // out of order
+        last[record[0]] = record[1];
+        std::atomic_ref<std::uint32_t>(counters[record[0] * kPerProducer + record[1]]).fetch_add(1);
+      }
+    }));
+  }
+  attached.wait_for(kProducers + kConsumers);
+  keep_tx.close();  // now only the producers keep the channel open
+  keep_rx.close();
+  for (const pid_t pid : pids) expect_child_succeeded(pid, "producer or consumer");
+  std::size_t missing = 0;
+  std::size_t duplicated = 0;
+  for (std::size_t i = 0; i < std::size_t{kProducers} * kPerProducer; ++i) {
+    missing += counters[i] == 0 ? 1 : 0;
+    duplicated += counters[i] > 1 ? 1 : 0;
+  }
+  EXPECT_EQ(missing, 0U);
+  EXPECT_EQ(duplicated, 0U);
+  munmap(mem, counters_bytes);
+}
+
+TEST(SharedChannelTest, AttachRefusesWhatIsNotAValidSegment) {
+  Status s = Status::kOk;
+  EXPECT_FALSE(Channel::attach(-1, s));
+  EXPECT_EQ(s, Status::kInvalidArgument);
+  const int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  EXPECT_FALSE(Channel::attach(null_fd, s));
+  EXPECT_EQ(s, Status::kInvalidArgument);
+  close(null_fd);
+  const int zeros = memfd_create("zeros", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(zeros, 1 << 16), 0);
+  EXPECT_FALSE(Channel::attach(zeros, s));
+  EXPECT_EQ(s, Status::kCorrupted);
+  close(zeros);
+}
+
+TEST(SharedChannelTest, AScribbledHeaderOrRingIndexIsDetectedAtAttach) {
+  const auto ch = make_shared_channel(16, 1 << 16);
+  ASSERT_TRUE(ch);
+  const int fd = ch->shared_fd();
+  void* mem = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);  // another view
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* bytes = static_cast<unsigned char*>(mem);
+  const std::size_t ring = offsetof(ChannelHeader, ring) + offsetof(core::MpmcRingHeader, ring);
+  const std::pair<const char*, std::size_t> fields[] = {
+      {"magic", offsetof(ChannelHeader, magic)},
+      {"version", offsetof(ChannelHeader, version)},
+      {"data_offset", offsetof(ChannelHeader, data_offset)},
+      {"data_bytes", offsetof(ChannelHeader, data_bytes)},
+      {"fencing", offsetof(ChannelHeader, fencing)},
+      {"ring magic", ring + offsetof(core::RingHeader, magic)},
+      {"ring data_bytes", ring + offsetof(core::RingHeader, data_bytes)},
+      {"ring head", ring + offsetof(core::RingHeader, head)},
+  };
+  for (const auto& [name, at] : fields) {
+    unsigned char saved[8];
+    std::memcpy(saved, bytes + at, 8);
+    bytes[at] ^= 0x5a;
+    bytes[at + 3] ^= 0xa5;
+    Status s = Status::kOk;
+    EXPECT_FALSE(Channel::attach(fd, s)) << name;
+    EXPECT_EQ(s, Status::kCorrupted) << name;
+    std::memcpy(bytes + at, saved, 8);
+  }
+  Status s = Status::kOk;
+  EXPECT_TRUE(Channel::attach(fd, s)) << "restored";
+  munmap(mem, 4096);
+}
+
+}  // namespace
+}  // namespace xchan
