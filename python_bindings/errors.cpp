@@ -70,6 +70,11 @@ PyObject* raise_status(ModuleState* st, Status s, Op op, Py_ssize_t max_message)
     case Status::kNoMemory:
       PyErr_NoMemory();
       break;
+    case Status::kPeerDied:
+      PyErr_SetString(st->peer_died, op == Op::kSend
+                                         ? "channel closed: a process that held its receivers died"
+                                         : "channel closed: a process that held its senders died, and nothing is queued");
+      break;
   }
   return nullptr;
 }

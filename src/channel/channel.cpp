@@ -26,9 +26,11 @@ std::uint64_t buffer_bytes_for(std::uint64_t max_bytes) noexcept {
 // Spin, then park on `word` until ready() holds or `*cancel` is set. Both are re-checked
 // after prepare_wait() (see EventCount), so a notify between the check and the park is
 // not lost: whoever sets `*cancel` stores it, then notifies (wake_receivers/_senders).
+// `reaper` (a shared channel) is woken every Channel::kLivenessSlice to look for dead
+// peers, whose reclaiming may be what makes the condition true.
 template <class Ready>
 Status wait_until(EventCount ec, Ready condition, Deadline deadline, std::uint32_t spin,
-                  const std::uint32_t* cancel) noexcept {
+                  const std::uint32_t* cancel, Channel* reaper) noexcept {
   // Relaxed: the flag guards no memory; the eventcount's protocol orders the store
   // before the notify against the waiter's registration and re-check.
   const auto ready = [&] {
@@ -51,10 +53,12 @@ Status wait_until(EventCount ec, Ready condition, Deadline deadline, std::uint32
       ec.cancel_wait();
       return Status::kOk;
     }
-    const Status s = ec.wait(key, deadline);
+    const Deadline until = reaper != nullptr ? deadline.min(Deadline::after(Channel::kLivenessSlice)) : deadline;
+    const Status s = ec.wait(key, until);
     if (ready()) return Status::kOk;
-    if (s == Status::kTimeout || s == Status::kInterrupted) return s;
+    if (s == Status::kInterrupted) return s;
     if (deadline.expired()) return Status::kTimeout;
+    if (s == Status::kTimeout && reaper != nullptr) reaper->reap_dead_peers();
   }
 }
 
@@ -135,32 +139,45 @@ std::shared_ptr<Channel> Channel::open(core::MemoryBlock memory, Status& status)
   channel->fencing_ = static_cast<Fencing>(fencing);
   status = channel->ring_.attach(header->ring, channel->memory_.bytes().subspan(kHeaderBytes, data_bytes));
   if (status != Status::kOk) return nullptr;
+  if (shared) {
+    if (!channel->claim_slot()) {  // sets shared_ once the slot is its own
+      status = Status::kNoMemory;  // kMaxPeers processes hold it already
+      return nullptr;
+    }
+    channel->recovery_ = core::LockRecovery{&Channel::holder_gone, channel.get()};
+    channel->ring_.set_lock_identity(core::LockIdentity{channel->slot_ + 1, &channel->recovery_});
+  }
   channel->id_ = ChannelRegistry::instance().add(channel);
   return channel;
 }
 
 Channel::~Channel() {
   if (id_ != 0) ChannelRegistry::instance().remove(id_);
+  if (shared_ && usable_in_this_process()) release_slot();
 }
 
 Status Channel::wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin,
                               const std::uint32_t* cancel) noexcept {
   if (n > max_message()) return Status::kTooLarge;
   const auto ready = [&] { return writable(n); };
-  if (!ring_.ring().stranded(n)) return wait_until(not_full(), ready, deadline, spin, cancel);
+  Channel* const reaper = shared_ ? this : nullptr;
+  if (!ring_.ring().stranded(n)) return wait_until(not_full(), ready, deadline, spin, cancel, reaper);
   // The room may be held back by a wrap: give the receivers kStrandedWait to pass it (a
   // busy receiver usually does; then nothing is moved), else take it back.
-  const Status s = wait_until(not_full(), ready, deadline.min(Deadline::after(kStrandedWait)), spin, cancel);
+  const Status s = wait_until(not_full(), ready, deadline.min(Deadline::after(kStrandedWait)), spin, cancel, reaper);
   if (s != Status::kTimeout) return s;
   if (reclaim_stranded(n)) return Status::kOk;
-  return deadline.expired() ? Status::kTimeout : wait_until(not_full(), ready, deadline, spin, cancel);
+  return deadline.expired() ? Status::kTimeout : wait_until(not_full(), ready, deadline, spin, cancel, reaper);
 }
 
 bool Channel::reclaim_stranded(std::size_t n) noexcept {
-  if (!ring_.ring().stranded(n)) return false;
+  // Not in a shared channel: a process that died halfway through moving records would
+  // leave them beyond repair (see SpscByteRing::repair). Its room comes back as the
+  // receivers pass the wrap.
+  if (shared_ || !ring_.ring().stranded(n)) return false;
   {
     // Producer side first, then consumer side: nothing takes them in the other order.
-    const core::SideGuard producer(header_->ring.producer);
+    const core::SideGuard producer(header_->ring.producer, ring_.lock_identity());
     const bool exclusive = take_side(header_->ring.consumer);
     ring_.undo_wrap_held();
     give_side(header_->ring.consumer, exclusive);
@@ -171,7 +188,7 @@ bool Channel::reclaim_stranded(std::size_t n) noexcept {
 }
 
 Status Channel::wait_readable(Deadline deadline, std::uint32_t spin, const std::uint32_t* cancel) noexcept {
-  return wait_until(not_empty(), [&] { return readable(); }, deadline, spin, cancel);
+  return wait_until(not_empty(), [&] { return readable(); }, deadline, spin, cancel, shared_ ? this : nullptr);
 }
 
 std::uint64_t Channel::count_forks() noexcept {
@@ -184,25 +201,34 @@ std::uint64_t Channel::count_forks() noexcept {
   return current_fork_generation();
 }
 
-void Channel::add_sender() noexcept {
+bool Channel::add_sender() noexcept {
+  if (shared_) return add_shared_end(true);
   // Relaxed: a new end is made from an existing one (or at creation), which already
   // keeps the count above zero; no data is published by counting up. A second end makes
   // the side shared before the new handle can be used.
   if (core::atomic_fetch_add(header_->senders, 1U, std::memory_order_relaxed) >= 1U) {
     share_side(header_->ring.producer);
   }
+  return true;
 }
 
-void Channel::add_receiver() noexcept {
+bool Channel::add_receiver() noexcept {
+  if (shared_) return add_shared_end(false);
   if (core::atomic_fetch_add(header_->receivers, 1U, std::memory_order_relaxed) >= 1U) {
     share_side(header_->ring.consumer);
   }
+  return true;
 }
 
 void Channel::remove_sender() noexcept {
   // SYNC POINT last-sender (release): pairs with senders()'s acquire; a receiver that
   // sees the count reach 0 sees every message published before it.
   if (!usable_in_this_process()) return;  // see remove_receiver
+  if (shared_) {
+    core::atomic_fetch_sub(header_->peers[slot_].senders, 1U, std::memory_order_seq_cst);
+    close_side_if_unused(true);
+    return;
+  }
   const std::uint32_t before = core::atomic_fetch_sub(header_->senders, 1U, std::memory_order_acq_rel);
   if (before == 1U) {
     not_empty().notify_all();
@@ -216,6 +242,11 @@ void Channel::remove_receiver() noexcept {
   // memory is the child's own copy, whose side locks may be held by parent threads that do
   // not exist here; a shared channel's count belongs to the parent's end). Nothing to do.
   if (!usable_in_this_process()) return;
+  if (shared_) {
+    core::atomic_fetch_sub(header_->peers[slot_].receivers, 1U, std::memory_order_seq_cst);
+    close_side_if_unused(false);
+    return;
+  }
   const std::uint32_t before = core::atomic_fetch_sub(header_->receivers, 1U, std::memory_order_acq_rel);
   if (before == 1U) {
     not_full().notify_all();
@@ -231,7 +262,8 @@ void Channel::share_side(core::RingSide& side) noexcept {
 }
 
 bool Channel::take_side(core::RingSide& side) noexcept {
-  core::SpinLock(side.lock).lock();
+  const core::LockIdentity& who = ring_.lock_identity();
+  core::SpinLock(side.lock, who.owner, who.recovery).lock();
   if (core::atomic_load(side.exclusive, std::memory_order_relaxed) == 0U) return false;
   core::atomic_store(side.exclusive, 0U, std::memory_order_relaxed);
   // SYNC POINT side-handshake: the heavy half (SideGuard has the light one). After it,
@@ -280,8 +312,8 @@ ChannelStats Channel::stats() const noexcept {
   const core::SpscByteRing::HighWater hw = ring.high_water();
   s.high_water = hw.records;
   s.high_water_bytes = hw.bytes;
-  s.senders = senders();
-  s.receivers = receivers();
+  s.senders = shared_ ? open_ends(true) : senders();
+  s.receivers = shared_ ? open_ends(false) : receivers();
   s.parked_senders = not_full().waiters();
   s.parked_receivers = not_empty().waiters();
   s.lock_free_send = core::atomic_load(header_->ring.producer.exclusive, std::memory_order_relaxed) != 0U;

@@ -4,7 +4,7 @@
 namespace xchan {
 
 Sender::Sender(std::shared_ptr<Channel> channel) noexcept : channel_(std::move(channel)) {
-  if (channel_) channel_->add_sender();
+  if (channel_ && !channel_->add_sender()) channel_.reset();  // that side closed for good
 }
 
 void Sender::close() noexcept {
@@ -34,7 +34,7 @@ Status Sender::send_many(std::span<const std::span<const std::byte>> payloads, D
 }
 
 Receiver::Receiver(std::shared_ptr<Channel> channel) noexcept : channel_(std::move(channel)) {
-  if (channel_) channel_->add_receiver();
+  if (channel_ && !channel_->add_receiver()) channel_.reset();
 }
 
 void Receiver::close() noexcept {

@@ -145,6 +145,30 @@ bool SpscByteRing::undo_wrap() noexcept {
   return true;  // `to` < `tail`: at least the padding's room came back
 }
 
+void SpscByteRing::repair() noexcept {
+  const std::uint64_t head = atomic_load(header_->head, std::memory_order_acquire);
+  std::uint64_t at = head;
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+  while (at - head < data_bytes_) {
+    const RecordWord word = atomic_load(word_at(at), std::memory_order_acquire);
+    std::uint64_t len = 0;
+    if (is_data_record(at, word, len)) {
+      at += len;
+      ++records;
+      bytes += len;
+    } else if (is_padding_record(at, word)) {
+      at += kRecordHeaderBytes + (static_cast<std::uint32_t>(word) & ~kPaddingFlag);
+    } else {
+      break;
+    }
+  }
+  if (at - head > data_bytes_) at = head;  // not a run of records: publish nothing more
+  const std::uint64_t popped = atomic_load(header_->popped, std::memory_order_relaxed);
+  const std::uint64_t popped_bytes = atomic_load(header_->popped_bytes, std::memory_order_relaxed);
+  publish_tail(at, popped + records, popped_bytes + bytes);
+}
+
 void SpscByteRing::look_at_consumer(std::uint64_t pushed, std::uint64_t pushed_bytes) noexcept {
   // SYNC POINT ring-reclaim (acquire): pairs with publish_head's release of head, so the
   // consumer has finished reading the bytes we are about to overwrite.

@@ -15,6 +15,7 @@ const char* to_string(Status s) noexcept {
     case Status::kInvalidArgument: return "invalid argument";
     case Status::kCorrupted: return "corrupted";
     case Status::kNoMemory: return "no memory";
+    case Status::kPeerDied: return "peer died";
   }
   return "unknown";
 }

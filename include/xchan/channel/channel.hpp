@@ -16,6 +16,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -67,6 +68,25 @@ struct ChannelStats {
   bool lock_free_recv;            // the receivers' side likewise (one receiver)
 };
 
+/// One process attached to a shared channel (its Channel object), in the segment's table.
+/// The owner writes its fields; another process that finds the owner dead reclaims the
+/// slot (see Channel::reap_dead_peers).
+struct PeerSlot {
+  // PeerSlotState in the low 32 bits, a generation bumped by every claim in the high 32:
+  // a survivor reclaims only the claim it judged dead, never the next owner's.
+  std::uint64_t state;
+  std::uint32_t pid;
+  std::uint32_t pid_namespace;  // its pid namespace (inode, low bits): pids mean nothing elsewhere
+  std::uint64_t start_time;     // the process's start time (/proc/<pid>/stat), against pid reuse
+  std::uint32_t senders;        // its open ends
+  std::uint32_t receivers;
+};
+
+enum PeerSlotState : std::uint32_t { kSlotFree = 0, kSlotClaimed = 1, kSlotLive = 2, kSlotReclaiming = 3 };
+
+/// Processes that may attach to one shared channel at the same time.
+inline constexpr std::uint32_t kMaxPeers = 64;
+
 /// Shared state of one channel; the record buffer follows at `data_offset`.
 struct ChannelHeader {
   std::uint64_t magic;  // kChannelMagic
@@ -79,14 +99,27 @@ struct ChannelHeader {
   core::MpmcRingHeader ring;
   alignas(core::kCacheLine) EventCountWord not_empty;
   alignas(core::kCacheLine) EventCountWord not_full;
+  // Open ends. In a shared channel, whose ends live in several processes that may die,
+  // the counts live per process in `peers`, and these two are kSideUnopened, kSideOpen
+  // while any end of that kind is open anywhere, then kSideClosed for good.
   alignas(core::kCacheLine) std::uint32_t senders;
   std::uint32_t receivers;
+  // Shared channels: kSendersDied / kReceiversDied once a dead process's ends of that
+  // kind were reclaimed; a side closed that way reports kPeerDied rather than kClosed.
+  alignas(core::kCacheLine) std::uint32_t peer_died;
+  std::uint32_t reserved2;
+  PeerSlot peers[kMaxPeers];
 };
 static_assert(std::is_standard_layout_v<ChannelHeader>);
 static_assert(std::is_trivially_copyable_v<ChannelHeader>);
 
 inline constexpr std::uint64_t kChannelMagic = 0x6c6e'6168'436e'6168ULL;  // "hanChanl"
-inline constexpr std::uint32_t kChannelVersion = 5;
+inline constexpr std::uint32_t kChannelVersion = 6;
+inline constexpr std::uint32_t kSideUnopened = 0;
+inline constexpr std::uint32_t kSideOpen = 1;
+inline constexpr std::uint32_t kSideClosed = 2;
+inline constexpr std::uint32_t kSendersDied = 1;
+inline constexpr std::uint32_t kReceiversDied = 2;
 
 /// Largest payload a channel created with `max_bytes` accepts.
 [[nodiscard]] std::uint64_t max_message_for(std::uint64_t max_bytes) noexcept;
@@ -109,6 +142,26 @@ class Channel {
   /// The shared segment's descriptor (owned by this object, close-on-exec), or -1 if the
   /// channel is private to this process.
   [[nodiscard]] int shared_fd() const noexcept { return memory_.fd(); }
+
+  // ---- processes that die (shared channels) ------------------------------------------
+  //
+  // Each Channel object of a shared channel holds a slot in the segment's peer table with
+  // its process's pid and start time and its open ends. A process that dies (SIGKILL, a
+  // crash, OOM) cannot clean up, so the survivors do: a waiter parked on a shared channel
+  // wakes every kLivenessSlice to look, a non-blocking call that finds nothing to do looks
+  // at most that often, and a side lock held for long makes its waiters look at its
+  // holder. Looking checks each other live slot's process (/proc/<pid>/stat: gone, a
+  // zombie, or another start time is dead; stopped is alive); reclaiming a dead one drops
+  // its ends from the counts, frees a side lock it held (the records it was writing were
+  // never published, so they are never delivered; a record it was reading stays for the
+  // next receiver), and wakes every waiter. No daemon, no thread, nothing on the fast path.
+
+  /// How often parked waiters of a shared channel look for dead peers.
+  static constexpr std::chrono::milliseconds kLivenessSlice{250};
+
+  /// Reclaims the slots of processes that died. Returns how many. Any thread; no-op for a
+  /// private channel.
+  std::size_t reap_dead_peers() noexcept;
 
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
@@ -209,28 +262,39 @@ class Channel {
   [[nodiscard]] bool writable(std::size_t n) const noexcept {
     return receivers() == 0 || ring_.ring().can_reserve(n);
   }
+  /// What a call reports once the other side is gone: kPeerDied if a process that died
+  /// held ends of it, else kClosed. `sending` names the caller's side.
+  [[nodiscard]] Status closed_status(bool sending) const noexcept {
+    const std::uint32_t died = core::atomic_load(header_->peer_died, std::memory_order_relaxed);
+    return (died & (sending ? kReceiversDied : kSendersDied)) != 0U ? Status::kPeerDied : Status::kClosed;
+  }
   [[nodiscard]] bool readable() const noexcept {
     return ring_.ring().has_records() || senders() == 0;
   }
 
   // ---- ends ------------------------------------------------------------------------
 
-  /// Counts one more open end of that kind. Called by Sender/Receiver only.
-  void add_sender() noexcept;
-  void add_receiver() noexcept;
+  /// Counts one more open end of that kind. Called by Sender/Receiver only. False (and
+  /// nothing counted) if that side of a shared channel is closed for good: the new handle
+  /// is then closed too.
+  [[nodiscard]] bool add_sender() noexcept;
+  [[nodiscard]] bool add_receiver() noexcept;
   /// Drops one end; the last sender (receiver) wakes every parked receiver (sender).
   void remove_sender() noexcept;
   void remove_receiver() noexcept;
   // A side with one open end runs without its lock (MpmcByteRing's `exclusive`): a second
   // end makes it shared first, dropping back to one end makes it exclusive again.
 
+  /// Open senders (receivers); for a shared channel, 1 while any is open anywhere.
   [[nodiscard]] std::uint32_t senders() const noexcept {
     // Acquire: pairs with remove_sender's release so a receiver that sees 0 senders also
     // sees every message they published (SYNC POINT last-sender).
-    return core::atomic_load(header_->senders, std::memory_order_acquire);
+    const std::uint32_t n = core::atomic_load(header_->senders, std::memory_order_acquire);
+    return shared_ ? static_cast<std::uint32_t>(n == kSideOpen) : n;
   }
   [[nodiscard]] std::uint32_t receivers() const noexcept {
-    return core::atomic_load(header_->receivers, std::memory_order_acquire);
+    const std::uint32_t n = core::atomic_load(header_->receivers, std::memory_order_acquire);
+    return shared_ ? static_cast<std::uint32_t>(n == kSideOpen) : n;
   }
 
   // ---- introspection -------------------------------------------------------------------
@@ -243,6 +307,18 @@ class Channel {
   Channel() = default;
   /// Validates the header and ring in `memory` and makes the handle (create/attach).
   static std::shared_ptr<Channel> open(core::MemoryBlock memory, Status& status);
+
+  // Shared channels (peer table; src/channel/peers.cpp).
+  [[nodiscard]] bool claim_slot() noexcept;
+  void release_slot() noexcept;
+  [[nodiscard]] bool reclaim(std::uint32_t slot, std::uint64_t judged) noexcept;
+  [[nodiscard]] bool judged_dead(std::uint32_t slot, std::uint64_t& judged) const noexcept;
+  [[nodiscard]] std::uint32_t open_ends(bool senders) const noexcept;
+  void close_side_if_unused(bool senders) noexcept;
+  [[nodiscard]] bool add_shared_end(bool sender) noexcept;
+  static bool holder_gone(void* self, std::uint32_t holder) noexcept;
+  /// A non-blocking call found nothing to do: looks for dead peers if it is time.
+  void reap_now_and_then() noexcept;
 
   core::MemoryBlock memory_;
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
@@ -259,6 +335,11 @@ class Channel {
   core::MpmcByteRing ring_;
   std::uint64_t id_ = 0;
   std::uint64_t fork_generation_ = 0;  // current_fork_generation() at creation
+  bool shared_ = false;                              // holds slot_ (set once it is claimed)
+  std::uint32_t slot_ = 0;                           // this object's peer slot (shared_)
+  std::uint32_t pid_namespace_ = 0;                  // this process's (shared_)
+  core::LockRecovery recovery_;                      // holder_gone on this (shared_)
+  std::atomic<std::int64_t> next_reap_ns_{0};        // reap_now_and_then's schedule
   static inline std::atomic<std::uint64_t> g_fork_generation_{0};  // bumped in forked children
 };
 
@@ -266,9 +347,10 @@ class Channel {
 
 template <class Fill>
 Status Channel::try_send_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
-  if (receivers() == 0) return Status::kClosed;
+  if (receivers() == 0) return closed_status(true);
   // Published, then the producer side is let go.
   const Status s = ring_.try_push_with(n, std::forward<Fill>(fill));
+  if (s == Status::kFull && shared_) reap_now_and_then();
   if (s != Status::kOk) return s;
   not_empty().notify(1);
   return Status::kOk;
@@ -278,7 +360,7 @@ template <class SizeOf, class Fill>
 Status Channel::try_send_many_with(std::size_t count, SizeOf&& size_of, Fill&& fill,
                                    std::size_t& sent) noexcept {
   sent = 0;
-  if (receivers() == 0) return Status::kClosed;
+  if (receivers() == 0) return closed_status(true);
   Status s = Status::kOk;
   {
     core::MpmcByteRing::Writer writer(ring_);
@@ -288,7 +370,10 @@ Status Channel::try_send_many_with(std::size_t count, SizeOf&& size_of, Fill&& f
       ++sent;
     }
   }
-  if (sent == 0) return s == Status::kOk ? Status::kFull : s;
+  if (sent == 0) {
+    if (shared_) reap_now_and_then();
+    return s == Status::kOk ? Status::kFull : s;
+  }
   not_empty().notify(sent > 0x7fffffff ? EventCount::kAll : static_cast<int>(sent));
   return Status::kOk;
 }
@@ -333,8 +418,9 @@ Status Channel::try_recv_many_with(std::size_t max, Drain&& drain, std::size_t& 
     // The last sender may have published just before leaving: having seen 0 senders (acquire)
     // we see all its messages, so one more look decides between a message and closed.
     return ring_.ring().has_records() ? try_recv_many_with(max, std::forward<Drain>(drain), got)
-                                      : Status::kClosed;
+                                      : closed_status(false);
   }
+  if (s == Status::kEmpty && shared_) reap_now_and_then();
   return s;
 }
 

@@ -39,6 +39,11 @@ inline T atomic_fetch_sub(T& field, T delta, std::memory_order order) noexcept {
 }
 
 template <class T>
+inline T atomic_fetch_or(T& field, T bits, std::memory_order order) noexcept {
+  return std::atomic_ref<T>(field).fetch_or(bits, order);
+}
+
+template <class T>
 inline T atomic_exchange(T& field, T value, std::memory_order order) noexcept {
   return std::atomic_ref<T>(field).exchange(value, order);
 }

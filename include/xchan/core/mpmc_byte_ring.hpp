@@ -43,11 +43,18 @@ struct MpmcRingHeader {
 static_assert(std::is_standard_layout_v<MpmcRingHeader>);
 static_assert(std::is_trivially_copyable_v<MpmcRingHeader>);
 
+/// Who takes a ring's locks: the id written into a held lock word, and what a waiter does
+/// about a holder that may have died (see SpinLock). The default suits one process.
+struct LockIdentity {
+  std::uint32_t owner = 1;
+  const LockRecovery* recovery = nullptr;
+};
+
 /// Holds one side for a critical section: without the lock when the side is exclusive
 /// (its only user), else with it.
 class SideGuard {
  public:
-  explicit SideGuard(RingSide& side) noexcept : side_(side) {
+  explicit SideGuard(RingSide& side, const LockIdentity& who = {}) noexcept : side_(side) {
     if (atomic_load(side.exclusive, std::memory_order_relaxed) != 0U) {
 #ifndef NDEBUG
       // The lock-free path's precondition: its one end is used by one thread at a time
@@ -68,7 +75,7 @@ class SideGuard {
       }
       atomic_store(side.busy, 0U, std::memory_order_release);  // being made shared: lock
     }
-    SpinLock(side.lock).lock();
+    SpinLock(side.lock, who.owner, who.recovery).lock();
   }
   ~SideGuard() {
     // Release: the critical section's writes happen before the clearer's acquire of
@@ -104,7 +111,7 @@ class MpmcByteRing {
   /// short. Any thread; blocks only on other producers.
   class Writer {
    public:
-    explicit Writer(MpmcByteRing& r) noexcept : guard_(r.header_->producer), writer_(r.ring_) {}
+    explicit Writer(MpmcByteRing& r) noexcept : guard_(r.header_->producer, r.who_), writer_(r.ring_) {}
     [[nodiscard]] Status try_reserve(std::size_t n, std::span<std::byte>& out) noexcept {
       return writer_.try_reserve(n, out);
     }
@@ -120,7 +127,7 @@ class MpmcByteRing {
   /// blocks only on other consumers.
   class Reader {
    public:
-    explicit Reader(MpmcByteRing& r) noexcept : guard_(r.header_->consumer), reader_(r.ring_) {}
+    explicit Reader(MpmcByteRing& r) noexcept : guard_(r.header_->consumer, r.who_), reader_(r.ring_) {}
     [[nodiscard]] Status try_peek(std::span<const std::byte>& out) noexcept {
       return reader_.try_peek(out);
     }
@@ -135,20 +142,20 @@ class MpmcByteRing {
 
   /// Copies one message in. Any thread; see Writer.
   [[nodiscard]] Status try_push(std::span<const std::byte> payload) noexcept {
-    SideGuard guard(header_->producer);
+    SideGuard guard(header_->producer, who_);
     return ring_.try_push(payload);
   }
 
   /// A one-message Writer batch; see SpscByteRing::try_push_with. Any thread.
   template <class Fill>
   [[nodiscard]] Status try_push_with(std::size_t n, Fill&& fill) noexcept(noexcept(fill(std::span<std::byte>{}))) {
-    SideGuard guard(header_->producer);
+    SideGuard guard(header_->producer, who_);
     return ring_.try_push_with(n, std::forward<Fill>(fill));
   }
 
   /// Copies the oldest message out; see SpscByteRing::try_pop. Any thread.
   [[nodiscard]] Status try_pop(std::span<std::byte> dst, std::size_t& n) noexcept {
-    SideGuard guard(header_->consumer);
+    SideGuard guard(header_->consumer, who_);
     return ring_.try_pop(dst, n);
   }
 
@@ -156,12 +163,20 @@ class MpmcByteRing {
   /// consumers out (holds their side against all its users).
   bool undo_wrap_held() noexcept { return ring_.undo_wrap(); }
 
+  /// SpscByteRing::repair, the caller holding both sides.
+  void repair_held() noexcept { ring_.repair(); }
+
   /// The underlying ring, for sizes and counters (any thread).
   [[nodiscard]] const SpscByteRing& ring() const noexcept { return ring_; }
+
+  /// How this view takes the side locks from now on. Set before any use.
+  void set_lock_identity(const LockIdentity& who) noexcept { who_ = who; }
+  [[nodiscard]] const LockIdentity& lock_identity() const noexcept { return who_; }
 
  private:
   MpmcRingHeader* header_ = nullptr;
   SpscByteRing ring_;
+  LockIdentity who_;
 };
 
 }  // namespace xchan::core

@@ -137,6 +137,15 @@ class SpscByteRing {
   /// returns: the consumer may be anywhere before the padding, and the move rewrites it.
   bool undo_wrap() noexcept;
 
+  /// Rebuilds the producer's shared state from the records themselves, after a producer
+  /// or consumer died between two of its stores (a batch whose records were sealed but
+  /// whose `tail` was not published; `popped` stored but not `head`): `tail` becomes the
+  /// end of the valid records from `head` on, and `pushed`/`pushed_bytes` are set so that
+  /// the counts in flight match them. A record whose word was never stored (the one being
+  /// written) is not among them, so it is never delivered. The caller holds both sides,
+  /// and undo_wrap() must not have been cut short (callers that may die do not use it).
+  void repair() noexcept;
+
   /// True when `tail` shows records not yet released: a hint for waiters (another
   /// consumer may take them first; a record committed in a producer's open batch shows only
   /// once the batch publishes, and the channel notifies after that). It reads the two

@@ -17,6 +17,7 @@ enum class Status : std::uint8_t {
   kInvalidArgument,  // a bad parameter (size, capacity, handle)
   kCorrupted,        // shared memory failed validation; the ring is not usable
   kNoMemory,         // an allocation or mapping failed
+  kPeerDied,         // like kClosed, because a process that held ends of the other side died
 };
 
 /// Short, stable name of a status ("full", "closed", ...). Never returns null.

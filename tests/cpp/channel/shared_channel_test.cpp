@@ -1,6 +1,7 @@
 // Channels in a shared segment, used by processes made with fork(): each child attaches
 // through the segment's descriptor and opens ends of its own, which count in the segment.
 #include <fcntl.h>
+#include <signal.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -281,6 +282,218 @@ TEST(SharedChannelTest, AScribbledHeaderOrRingIndexIsDetectedAtAttach) {
   Status s = Status::kOk;
   EXPECT_TRUE(Channel::attach(fd, s)) << "restored";
   munmap(mem, 4096);
+}
+
+// ---- processes that die --------------------------------------------------------------
+
+constexpr auto kDetectionBound = 1500ms;  // the contract: survivors know within 1.5 s
+
+/// Opens an end of `kind` in a forked child (attached through `fd`), tells the parent,
+/// then runs `body` with it.
+template <class End, class Body>
+pid_t child_with_end(int fd, const Barrier& attached, Body body) {
+  return run_child([fd, &attached, body] {
+    Status s = Status::kOk;
+    const auto mine = Channel::attach(fd, s);
+    if (!mine) return false;
+    End end(mine);
+    attached.arrive();
+    return body(end);
+  });
+}
+
+void kill_and_reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
+TEST(SharedChannelTest, ASenderKilledMidStreamIsReportedAfterEverythingItSentIsReceived) {
+  const auto ch = make_shared_channel(64, 1 << 14);
+  ASSERT_TRUE(ch);
+  Receiver rx(ch);
+  Sender keep(ch);
+  Barrier attached;
+  const pid_t pid = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender& tx) {
+    for (std::uint64_t seq = 0;; ++seq) {
+      if (tx.send(std::as_bytes(std::span(&seq, 1)), Deadline::after(60s)) != Status::kOk) return false;
+    }
+  });
+  attached.wait_for(1);
+  keep.close();
+  std::vector<std::byte> out;
+  std::uint64_t expected = 0;
+  for (; expected < 5000; ++expected) {
+    ASSERT_EQ(rx.recv(out, Deadline::after(30s)), Status::kOk);
+    std::uint64_t got = 0;
+    std::memcpy(&got, out.data(), sizeof got);
+    ASSERT_EQ(got, expected);
+  }
+  kill(pid, SIGKILL);  // not reaped yet: a zombie is dead too
+  const auto killed = std::chrono::steady_clock::now();
+  Status s = Status::kOk;
+  while ((s = rx.recv(out, Deadline::after(10s))) == Status::kOk) {
+    std::uint64_t got = 0;
+    ASSERT_EQ(out.size(), sizeof got);
+    std::memcpy(&got, out.data(), sizeof got);
+    ASSERT_EQ(got, expected++);  // what it had sent drains first, in order
+  }
+  EXPECT_EQ(s, Status::kPeerDied);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, kDetectionBound);
+  EXPECT_EQ(ch->stats().senders, 0U);
+  kill_and_reap(pid);
+}
+
+TEST(SharedChannelTest, AReceiverKilledWhileASenderWaitsForRoomIsReported) {
+  const auto ch = make_shared_channel(4, 4096);
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  Receiver keep(ch);
+  Barrier attached;
+  const pid_t pid = child_with_end<Receiver>(ch->shared_fd(), attached, [](Receiver&) {
+    pause();  // holds its receiver and takes nothing
+    return true;
+  });
+  attached.wait_for(1);
+  keep.close();
+  const std::byte b{7};
+  while (tx.try_send(std::span(&b, 1)) == Status::kOk) {
+  }
+  kill(pid, SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  EXPECT_EQ(tx.send(std::span(&b, 1), Deadline::after(10s)), Status::kPeerDied);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, kDetectionBound);
+  kill_and_reap(pid);
+}
+
+TEST(SharedChannelTest, ALockHeldByAProcessThatDiedIsRecoveredAndItsHalfWrittenRecordNeverArrives) {
+  const auto ch = make_shared_channel(16, 1 << 14);
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  Receiver rx(ch);
+  Barrier attached;
+  const pid_t pid = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender& mine) {
+    const Status s = mine.try_send_with(1000, [](std::span<std::byte> out) {
+      std::memset(out.data(), 0xEE, 500);  // half of it, then the process dies
+      kill(getpid(), SIGKILL);
+      return out.size();
+    });
+    return s == Status::kOk;  // never reached
+  });
+  attached.wait_for(1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);  // died inside the send, the producer lock held
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const auto died = std::chrono::steady_clock::now();
+  const std::byte b{1};
+  EXPECT_EQ(tx.send(std::span(&b, 1), Deadline::after(10s)), Status::kOk);
+  EXPECT_LT(std::chrono::steady_clock::now() - died, kDetectionBound);
+  std::vector<std::byte> out;
+  ASSERT_EQ(rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_EQ(out, std::vector<std::byte>{b});  // the dead sender's record was never published
+  EXPECT_EQ(rx.try_recv(out), Status::kEmpty);
+}
+
+TEST(SharedChannelTest, AProducerThatDiesMidBatchLeavesItsSealedRecordsAndASurvivorWritesAfterThem) {
+  // The dead producer sealed record 1 of a batch and died inside record 2, before the
+  // batch published `tail`: a surviving producer must write after record 1, not over it.
+  const auto ch = make_shared_channel(16, 1 << 14);
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  Receiver rx(ch);
+  Barrier attached;
+  const pid_t pid = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender& mine) {
+    std::size_t sent = 0;
+    const Status s = mine.channel()->try_send_many_with(
+        2, [](std::size_t) { return std::size_t{100}; },
+        [](std::size_t i, std::span<std::byte> out) {
+          std::memset(out.data(), 0xA0 + static_cast<int>(i), out.size());
+          if (i == 1) kill(getpid(), SIGKILL);  // inside the second record
+          return out.size();
+        },
+        sent);
+    return s == Status::kOk;  // never reached
+  });
+  attached.wait_for(1);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const std::vector<std::byte> survivor(50, std::byte{0x5A});
+  ASSERT_EQ(tx.send(survivor, Deadline::after(10s)), Status::kOk);
+  std::vector<std::byte> out;
+  ASSERT_EQ(rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_EQ(out, std::vector<std::byte>(100, std::byte{0xA0}));  // the sealed record, whole
+  ASSERT_EQ(rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_EQ(out, survivor);
+  EXPECT_EQ(rx.try_recv(out), Status::kEmpty);  // the half-written record never arrives
+  EXPECT_EQ(ch->stats().queued, 0U);
+}
+
+TEST(SharedChannelTest, ASideClosedForGoodIsNotReopenedByAnEndMadeLater) {
+  const auto ch = make_shared_channel(4, 4096);
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  Receiver rx(ch);
+  tx.close();
+  std::vector<std::byte> out;
+  EXPECT_EQ(rx.try_recv(out), Status::kClosed);
+  Status s = Status::kOk;
+  const auto again = Channel::attach(ch->shared_fd(), s);
+  ASSERT_TRUE(again);
+  Sender late(again);
+  EXPECT_FALSE(late.channel());  // born closed
+  EXPECT_EQ(late.try_send(std::as_bytes(std::span("x", 1))), Status::kClosed);
+  EXPECT_EQ(rx.try_recv(out), Status::kClosed);
+}
+
+TEST(SharedChannelTest, AStoppedProcessIsNotDeclaredDead) {
+  const auto ch = make_shared_channel(4, 4096);
+  ASSERT_TRUE(ch);
+  Receiver rx(ch);
+  Sender keep(ch);
+  Barrier attached;
+  Barrier go;
+  const pid_t pid = child_with_end<Sender>(ch->shared_fd(), attached, [&go](Sender& tx) {
+    char c = 0;
+    if (read(go.fds[0], &c, 1) != 1) return false;
+    const std::byte b{42};
+    return tx.send(std::span(&b, 1), Deadline::after(30s)) == Status::kOk;
+  });
+  attached.wait_for(1);
+  keep.close();
+  kill(pid, SIGSTOP);
+  std::vector<std::byte> out;
+  EXPECT_EQ(rx.recv(out, Deadline::after(kDetectionBound + 500ms)), Status::kTimeout);  // not kPeerDied
+  EXPECT_EQ(ch->stats().senders, 1U);
+  kill(pid, SIGCONT);
+  go.arrive();
+  ASSERT_EQ(rx.recv(out, Deadline::after(30s)), Status::kOk);
+  EXPECT_EQ(out, std::vector<std::byte>{std::byte{42}});
+  EXPECT_EQ(rx.recv(out, Deadline::after(30s)), Status::kClosed);  // it exited: closed, not died
+  expect_child_succeeded(pid, "stopped sender");
+}
+
+TEST(SharedChannelTest, ANonBlockingReceiverAlsoLearnsThatItsSenderDied) {
+  const auto ch = make_shared_channel(4, 4096);
+  ASSERT_TRUE(ch);
+  Receiver rx(ch);
+  Sender keep(ch);
+  Barrier attached;
+  const pid_t pid = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender&) {
+    pause();
+    return true;
+  });
+  attached.wait_for(1);
+  keep.close();
+  kill_and_reap(pid);
+  const auto killed = std::chrono::steady_clock::now();
+  std::vector<std::byte> out;
+  Status s = Status::kEmpty;
+  while ((s = rx.try_recv(out)) == Status::kEmpty && std::chrono::steady_clock::now() - killed < 5s) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(s, Status::kPeerDied);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed, kDetectionBound);
 }
 
 }  // namespace

@@ -1,0 +1,251 @@
+// The peer table of a shared channel: which processes hold ends of it, and what the
+// survivors do when one of them dies (see "processes that die" in channel.hpp).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string_view>
+
+#include "xchan/channel/channel.hpp"
+
+namespace xchan {
+namespace {
+
+enum class Liveness : std::uint8_t { kAlive, kDead };
+
+/// Reads /proc/<pid>/stat into `buf`; returns its length, 0 if the process is gone, or -1
+/// if it could not be read for another reason (then the process counts as alive: only
+/// proof of death reclaims).
+ssize_t read_stat(std::uint32_t pid, std::array<char, 1024>& buf) noexcept {
+  char path[32];
+  const auto [end, ec] = std::to_chars(path, path + sizeof path - 1, pid);
+  if (ec != std::errc{}) return -1;
+  const std::string_view prefix = "/proc/";
+  char full[48];
+  std::memcpy(full, prefix.data(), prefix.size());
+  const auto n = static_cast<std::size_t>(end - path);
+  std::memcpy(full + prefix.size(), path, n);
+  std::memcpy(full + prefix.size() + n, "/stat", 6);
+  const int fd = open(full, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? 0 : -1;
+  const ssize_t got = read(fd, buf.data(), buf.size() - 1);
+  close(fd);
+  if (got < 0) return errno == ESRCH ? 0 : -1;
+  return got;
+}
+
+/// The state letter and start time (field 22) from a stat line. The command name (field
+/// 2) is in parentheses and may hold anything, so parsing starts after its last ')'.
+bool parse_stat(std::string_view line, char& state, std::uint64_t& start_time) noexcept {
+  const std::size_t close = line.rfind(')');
+  if (close == std::string_view::npos || close + 2 >= line.size()) return false;
+  std::string_view rest = line.substr(close + 2);  // "S ppid pgrp ..." : field 3 onwards
+  state = rest[0];
+  for (int field = 3; field < 22; ++field) {
+    const std::size_t space = rest.find(' ');
+    if (space == std::string_view::npos) return false;
+    rest = rest.substr(space + 1);
+  }
+  const auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), start_time);
+  return ec == std::errc{};
+}
+
+/// Whether the process `pid` that started at `start_time` still exists. A zombie (dead,
+/// not yet reaped by its parent) is dead; a stopped or traced process is alive.
+Liveness liveness(std::uint32_t pid, std::uint64_t start_time) noexcept {
+  std::array<char, 1024> buf{};
+  const ssize_t n = read_stat(pid, buf);
+  if (n == 0) return Liveness::kDead;
+  char state = 0;
+  std::uint64_t started = 0;
+  if (n < 0 || !parse_stat(std::string_view(buf.data(), static_cast<std::size_t>(n)), state, started)) {
+    return Liveness::kAlive;
+  }
+  if (start_time != 0 && started != start_time) return Liveness::kDead;  // the pid was reused
+  return state == 'Z' || state == 'X' || state == 'x' ? Liveness::kDead : Liveness::kAlive;
+}
+
+/// This process's start time, or 0 if /proc cannot tell (then it is judged by its pid
+/// alone).
+std::uint64_t own_start_time() noexcept {
+  std::array<char, 1024> buf{};
+  const ssize_t n = read_stat(static_cast<std::uint32_t>(getpid()), buf);
+  char state = 0;
+  std::uint64_t started = 0;
+  if (n <= 0 || !parse_stat(std::string_view(buf.data(), static_cast<std::size_t>(n)), state, started)) return 0;
+  return started;
+}
+
+/// This process's pid namespace (the low bits of its inode), or 0 if unknown.
+std::uint32_t own_pid_namespace() noexcept {
+  struct stat st {};
+  return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint32_t>(st.st_ino) : 0U;
+}
+
+constexpr std::uint32_t state_of(std::uint64_t word) noexcept { return static_cast<std::uint32_t>(word); }
+constexpr std::uint64_t with_state(std::uint64_t word, std::uint32_t state) noexcept {
+  return (word & ~std::uint64_t{0xffffffff}) | state;
+}
+constexpr std::uint64_t next_generation(std::uint64_t word, std::uint32_t state) noexcept {
+  return ((word >> 32) + 1) << 32 | state;
+}
+
+std::int64_t now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool Channel::claim_slot() noexcept {
+  const auto pid = static_cast<std::uint32_t>(getpid());
+  const std::uint64_t started = own_start_time();
+  pid_namespace_ = own_pid_namespace();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
+      PeerSlot& slot = header_->peers[i];
+      std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
+      if (state_of(word) != kSlotFree ||
+          !core::atomic_compare_exchange(slot.state, word, next_generation(word, kSlotClaimed),
+                                         std::memory_order_acquire)) {
+        continue;
+      }
+      core::atomic_store(slot.pid, pid, std::memory_order_relaxed);
+      core::atomic_store(slot.pid_namespace, pid_namespace_, std::memory_order_relaxed);
+      core::atomic_store(slot.start_time, started, std::memory_order_relaxed);
+      core::atomic_store(slot.senders, 0U, std::memory_order_relaxed);
+      core::atomic_store(slot.receivers, 0U, std::memory_order_relaxed);
+      // Release: whoever sees the slot live sees whose it is.
+      core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), kSlotLive),
+                         std::memory_order_release);
+      slot_ = i;
+      shared_ = true;
+      return true;
+    }
+    shared_ = true;  // (reaping needs it; no slot is ours yet, and none is skipped)
+    slot_ = kMaxPeers;
+    reap_dead_peers();  // the table is full: maybe of the dead
+    shared_ = false;
+  }
+  return false;
+}
+
+void Channel::release_slot() noexcept {
+  // Every end of this object is closed (they hold it alive), so its counts are zero.
+  PeerSlot& slot = header_->peers[slot_];
+  const std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
+  core::atomic_store(slot.state, with_state(word, kSlotFree), std::memory_order_release);
+}
+
+bool Channel::add_shared_end(bool sender) noexcept {
+  // Counted in this process's slot first, so that a side closing at the same time (the
+  // last other end leaving, or a reclaim) either sees this end or leaves kSideClosed for
+  // the check below; sequentially consistent with close_side_if_unused.
+  PeerSlot& slot = header_->peers[slot_];
+  std::uint32_t& mine = sender ? slot.senders : slot.receivers;
+  std::uint32_t& side = sender ? header_->senders : header_->receivers;
+  core::atomic_fetch_add(mine, 1U, std::memory_order_seq_cst);
+  std::uint32_t expected = kSideUnopened;
+  if (core::atomic_compare_exchange(side, expected, kSideOpen, std::memory_order_seq_cst) ||
+      expected == kSideOpen) {
+    return true;
+  }
+  core::atomic_fetch_sub(mine, 1U, std::memory_order_seq_cst);  // closed for good
+  return false;
+}
+
+std::uint32_t Channel::open_ends(bool senders) const noexcept {
+  std::uint32_t total = 0;
+  for (const PeerSlot& slot : header_->peers) {
+    if (state_of(core::atomic_load(slot.state, std::memory_order_seq_cst)) != kSlotLive) continue;
+    total += core::atomic_load(senders ? slot.senders : slot.receivers, std::memory_order_seq_cst);
+  }
+  return total;
+}
+
+void Channel::close_side_if_unused(bool senders) noexcept {
+  // Sequentially consistent with every count and reclaim: of two processes that drop
+  // their last ends at the same time, at least one sees the other's, so the side closes.
+  if (open_ends(senders) != 0U) return;
+  std::uint32_t& side = senders ? header_->senders : header_->receivers;
+  // SYNC POINT last-sender (release): as in the private case, a receiver that sees the
+  // side closed sees every message published before.
+  std::uint32_t expected = kSideOpen;
+  if (!core::atomic_compare_exchange(side, expected, kSideClosed, std::memory_order_seq_cst)) return;
+  if (senders) not_empty().notify_all();
+  else not_full().notify_all();
+}
+
+bool Channel::judged_dead(std::uint32_t i, std::uint64_t& judged) const noexcept {
+  const PeerSlot& slot = header_->peers[i];
+  judged = core::atomic_load(slot.state, std::memory_order_acquire);
+  if (state_of(judged) != kSlotLive) return false;
+  const std::uint32_t pid = core::atomic_load(slot.pid, std::memory_order_relaxed);
+  const std::uint32_t ns = core::atomic_load(slot.pid_namespace, std::memory_order_relaxed);
+  const std::uint64_t started = core::atomic_load(slot.start_time, std::memory_order_relaxed);
+  // A pid of another pid namespace names some other process here: never judged.
+  if (ns == 0U || ns != pid_namespace_) return false;
+  return liveness(pid, started) == Liveness::kDead;
+}
+
+bool Channel::reclaim(std::uint32_t i, std::uint64_t judged) noexcept {
+  PeerSlot& slot = header_->peers[i];
+  // Only the claim that was judged: a slot that changed hands since has a new generation.
+  if (!core::atomic_compare_exchange(slot.state, judged, with_state(judged, kSlotReclaiming),
+                                     std::memory_order_acq_rel)) {
+    return false;
+  }
+  // Locks it held, freed from its id to 0 only (a live holder's id is never touched).
+  // It may have died between two stores of a publish: the ring is rebuilt from its
+  // records (SpscByteRing::repair) with both sides held, producer first as everywhere.
+  bool freed = false;
+  for (core::RingSide* side : {&header_->ring.producer, &header_->ring.consumer}) {
+    std::uint32_t holder = i + 1;
+    freed = core::atomic_compare_exchange(side->lock.state, holder, 0U, std::memory_order_acq_rel) || freed;
+  }
+  if (freed) {
+    const core::SideGuard producer(header_->ring.producer, ring_.lock_identity());
+    const core::SideGuard consumer(header_->ring.consumer, ring_.lock_identity());
+    ring_.repair_held();
+  }
+  const std::uint32_t senders = core::atomic_exchange(slot.senders, 0U, std::memory_order_seq_cst);
+  const std::uint32_t receivers = core::atomic_exchange(slot.receivers, 0U, std::memory_order_seq_cst);
+  const std::uint32_t died = (senders != 0U ? kSendersDied : 0U) | (receivers != 0U ? kReceiversDied : 0U);
+  if (died != 0U) core::atomic_fetch_or(header_->peer_died, died, std::memory_order_seq_cst);
+  core::atomic_store(slot.state, with_state(judged, kSlotFree), std::memory_order_seq_cst);
+  close_side_if_unused(true);
+  close_side_if_unused(false);
+  // Waiters of both sides look again: a lock, room or the end of the channel may be there.
+  not_empty().notify_all();
+  not_full().notify_all();
+  return true;
+}
+
+std::size_t Channel::reap_dead_peers() noexcept {
+  if (!shared_ || !usable_in_this_process()) return 0;
+  std::size_t reclaimed = 0;
+  for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
+    std::uint64_t judged = 0;
+    if (i != slot_ && judged_dead(i, judged) && reclaim(i, judged)) ++reclaimed;
+  }
+  next_reap_ns_.store(now_ns() + std::chrono::nanoseconds(kLivenessSlice).count(), std::memory_order_relaxed);
+  return reclaimed;
+}
+
+void Channel::reap_now_and_then() noexcept {
+  if (now_ns() >= next_reap_ns_.load(std::memory_order_relaxed)) reap_dead_peers();
+}
+
+bool Channel::holder_gone(void* self, std::uint32_t holder) noexcept {
+  auto* channel = static_cast<Channel*>(self);
+  if (holder == 0U || holder > kMaxPeers || holder - 1 == channel->slot_) return false;
+  std::uint64_t judged = 0;
+  return channel->judged_dead(holder - 1, judged) && channel->reclaim(holder - 1, judged);
+}
+
+}  // namespace xchan
