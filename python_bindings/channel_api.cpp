@@ -2,6 +2,8 @@
 // checked here, with one message per mistake, for channel() and max_message_for() alike.
 #include "channel_api.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
 
 #include "arguments.hpp"
@@ -79,16 +81,21 @@ PyObject* make_pair(ModuleState* st, const ChannelConfig& config, bool attach_by
 }  // namespace
 
 PyObject* f_channel(PyObject* module, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  static const char* const names[] = {"capacity", "max_bytes"};
-  PyObject* a[2] = {nullptr, nullptr};
+  static const char* const names[] = {"capacity", "max_bytes", "shared"};
+  PyObject* a[3] = {nullptr, nullptr, Py_False};
   if (nargs > 0) {
-    PyErr_SetString(PyExc_TypeError, "channel() takes keyword arguments only (capacity=, max_bytes=)");
+    PyErr_SetString(PyExc_TypeError, "channel() takes keyword arguments only (capacity=, max_bytes=, shared=)");
     return nullptr;
   }
   ChannelConfig config;
-  if (!parse_args("channel", args, nargs, kwnames, names, 2, 0, a) || !channel_config(a[0], a[1], config)) {
+  if (!parse_args("channel", args, nargs, kwnames, names, 3, 0, a) || !channel_config(a[0], a[1], config)) {
     return nullptr;
   }
+  if (!PyBool_Check(a[2])) {
+    PyErr_Format(PyExc_TypeError, "shared must be a bool, not %.100s", Py_TYPE(a[2])->tp_name);
+    return nullptr;
+  }
+  config.shared = a[2] == Py_True;
   return make_pair(state_of_module(module), config, false);
 }
 
@@ -100,9 +107,22 @@ PyObject* f_max_message(PyObject*, PyObject* arg) {
 
 PyObject* f_attach(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   ModuleState* st = state_of_module(module);
-  if (nargs != 3) {
-    PyErr_SetString(PyExc_TypeError, "_attach(token, channel_id, is_sender)");
+  if (nargs != 3 && nargs != 4) {
+    PyErr_SetString(PyExc_TypeError, "_attach(token, channel_id, is_sender[, pid])");
     return nullptr;
+  }
+  if (nargs == 4) {
+    // An end of a shared channel carries the pid of the process that pickled it: its
+    // token means nothing in another process.
+    const long pid = PyLong_AsLong(args[3]);
+    if (pid == -1 && PyErr_Occurred()) return nullptr;
+    if (pid != static_cast<long>(getpid())) {
+      PyErr_SetString(st->channel_error,
+                      "an end of a shared channel was pickled in another process: such ends reach other "
+                      "processes by fork() for now (os.fork, multiprocessing's 'fork' start method); passing "
+                      "them to spawned processes is not built yet");
+      return nullptr;
+    }
   }
   ParkToken token;
   if (!PyBytes_Check(args[0]) || PyBytes_GET_SIZE(args[0]) != sizeof token.hi + sizeof token.lo) {

@@ -2,6 +2,8 @@
 // has (clone, close, stats, pickling). Transfers are in receive.cpp and send.cpp.
 #include "ends.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -143,6 +145,11 @@ PyObject* m_reduce(PyObject* obj, PyObject*) {
     std::byte raw[sizeof token.hi + sizeof token.lo];
     std::memcpy(raw, &token.hi, sizeof token.hi);
     std::memcpy(raw + sizeof token.hi, &token.lo, sizeof token.lo);
+    if (ch->shared_fd() >= 0) {  // see _attach: the token is valid in this process only
+      return Py_BuildValue("O(y#KOl)", st->attach_func, reinterpret_cast<const char*>(raw),
+                           static_cast<Py_ssize_t>(sizeof raw), static_cast<unsigned long long>(ch->id()),
+                           self->is_sender ? Py_True : Py_False, static_cast<long>(getpid()));
+    }
     return Py_BuildValue("O(y#KO)", st->attach_func, reinterpret_cast<const char*>(raw),
                          static_cast<Py_ssize_t>(sizeof raw), static_cast<unsigned long long>(ch->id()),
                          self->is_sender ? Py_True : Py_False);

@@ -121,7 +121,8 @@ PyObject* f_in_main(PyObject* module, PyObject*) {
 
 PyMethodDef kFunctions[] = {
     {"channel", as_cfunction(f_channel), METH_FASTCALL | METH_KEYWORDS,
-     "channel($module, /, *, capacity=1024, max_bytes=67108864)\n--\n\nA new bounded channel: (Sender, Receiver)."},
+     "channel($module, /, *, capacity=1024, max_bytes=67108864, shared=False)\n--\n\n"
+     "A new bounded channel: (Sender, Receiver); shared=True places it in shared memory."},
     {"max_message_for", f_max_message, METH_O,
      "max_message_for($module, max_bytes, /)\n--\n\nThe largest bytes/str a channel of that max_bytes takes."},
     {"_attach", as_cfunction(f_attach), METH_FASTCALL, "Unpickles a channel end."},

@@ -8,6 +8,8 @@
 See README.md and docs/python.md.
 """
 import atexit as _atexit
+import os as _os
+import sys as _sys
 
 from . import _xchan
 from ._xchan import (
@@ -53,3 +55,29 @@ def __getattr__(name):
 # its workers are joined, like non-daemon threads. Handlers registered after importing
 # xchan run before this one and can still use channels.
 _atexit.register(_xchan._shutdown)
+
+
+# A forked child holds copies of this process's ends of shared channels (fork duplicates
+# them, as it duplicates descriptors). A multiprocessing child ends with os._exit after its
+# own finalizers, never running atexit: close them there too, or its exit would read as a
+# process that died holding them (PeerDied for the peers).
+class _ForkHook:
+    pass
+
+
+_fork_hook = _ForkHook()
+
+
+def _close_ends_at_multiprocessing_exit(_hook):
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _xchan._shutdown, exitpriority=0)
+
+
+def _before_fork():
+    mp_util = _sys.modules.get("multiprocessing.util")
+    if mp_util is not None:  # runs in the child after multiprocessing clears its finalizers
+        mp_util.register_after_fork(_fork_hook, _close_ends_at_multiprocessing_exit)
+
+
+_os.register_at_fork(before=_before_fork)

@@ -57,8 +57,13 @@ Status wait_until(EventCount ec, Ready condition, Deadline deadline, std::uint32
     const Status s = ec.wait(key, until);
     if (ready()) return Status::kOk;
     if (s == Status::kInterrupted) return s;
+    // Callers may wait in short slices of their own (the Python bindings do, for signals):
+    // every timeout counts towards the next look for dead peers, not only this wait's.
+    if (s == Status::kTimeout && reaper != nullptr) {
+      reaper->reap_now_and_then();
+      if (ready()) return Status::kOk;
+    }
     if (deadline.expired()) return Status::kTimeout;
-    if (s == Status::kTimeout && reaper != nullptr) reaper->reap_dead_peers();
   }
 }
 
@@ -146,12 +151,14 @@ std::shared_ptr<Channel> Channel::open(core::MemoryBlock memory, Status& status)
     }
     channel->recovery_ = core::LockRecovery{&Channel::holder_gone, channel.get()};
     channel->ring_.set_lock_identity(core::LockIdentity{channel->slot_ + 1, &channel->recovery_});
+    channel->remember_shared();
   }
   channel->id_ = ChannelRegistry::instance().add(channel);
   return channel;
 }
 
 Channel::~Channel() {
+  if (shared_) forget_shared();
   if (id_ != 0) ChannelRegistry::instance().remove(id_);
   if (shared_ && usable_in_this_process()) release_slot();
 }
@@ -194,8 +201,11 @@ Status Channel::wait_readable(Deadline deadline, std::uint32_t spin, const std::
 std::uint64_t Channel::count_forks() noexcept {
   // Once per process. If pthread_atfork fails (no memory), forks go uncounted and a child
   // could use a copied channel: nothing better is possible without the handler.
-  static const bool installed = pthread_atfork(nullptr, nullptr, [] {
+  // The same handlers hand shared channels' ends over to the child (peers.cpp), after
+  // the generation is counted.
+  static const bool installed = pthread_atfork(&Channel::before_fork, &Channel::after_fork_in_parent, [] {
     g_fork_generation_.fetch_add(1, std::memory_order_relaxed);
+    Channel::after_fork_in_child();
   }) == 0;
   (void)installed;
   return current_fork_generation();
@@ -225,7 +235,10 @@ void Channel::remove_sender() noexcept {
   // sees the count reach 0 sees every message published before it.
   if (!usable_in_this_process()) return;  // see remove_receiver
   if (shared_) {
-    core::atomic_fetch_sub(header_->peers[slot_].senders, 1U, std::memory_order_seq_cst);
+    {
+      const std::lock_guard<std::mutex> lock(ends_mutex_);
+      core::atomic_fetch_sub(header_->peers[slot_].senders, 1U, std::memory_order_seq_cst);
+    }
     close_side_if_unused(true);
     return;
   }
@@ -243,7 +256,10 @@ void Channel::remove_receiver() noexcept {
   // not exist here; a shared channel's count belongs to the parent's end). Nothing to do.
   if (!usable_in_this_process()) return;
   if (shared_) {
-    core::atomic_fetch_sub(header_->peers[slot_].receivers, 1U, std::memory_order_seq_cst);
+    {
+      const std::lock_guard<std::mutex> lock(ends_mutex_);
+      core::atomic_fetch_sub(header_->peers[slot_].receivers, 1U, std::memory_order_seq_cst);
+    }
     close_side_if_unused(false);
     return;
   }

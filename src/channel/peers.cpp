@@ -7,8 +7,10 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <charconv>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 
 #include "xchan/channel/channel.hpp"
@@ -53,6 +55,18 @@ bool parse_stat(std::string_view line, char& state, std::uint64_t& start_time) n
   }
   const auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), start_time);
   return ec == std::errc{};
+}
+
+/// Whether /proc/<pid>/fd/<fd> is still the segment (inode `inode`): a process that
+/// exec'd (the descriptor is close-on-exec) or exited no longer has it. Unknown (no
+/// permission, say) counts as having it.
+bool still_holds_segment(std::uint32_t pid, std::uint32_t fd, std::uint64_t inode) noexcept {
+  char path[64];
+  const int n = std::snprintf(path, sizeof path, "/proc/%u/fd/%u", pid, fd);
+  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof path) return true;
+  struct stat st {};
+  if (stat(path, &st) != 0) return errno != ENOENT;
+  return static_cast<std::uint64_t>(st.st_ino) == inode;
 }
 
 /// Whether the process `pid` that started at `start_time` still exists. A zombie (dead,
@@ -100,9 +114,21 @@ std::int64_t now_ns() noexcept {
       .count();
 }
 
+/// A slot claimed for a child that never took it (the fork failed) is given up after this.
+constexpr std::int64_t kForkHandOverNs = 1'000'000'000;
+
+// The shared Channel objects of this process, for the fork handlers. The mutex is held
+// from before_fork to the after-fork handlers, so the list (and every object in it: their
+// destructors leave it first) stays put across the fork.
+std::mutex g_shared_mutex;
+Channel* g_shared_head = nullptr;
+
 }  // namespace
 
 bool Channel::claim_slot() noexcept {
+  struct stat st {};
+  if (fstat(memory_.fd(), &st) != 0) return false;
+  segment_inode_ = static_cast<std::uint64_t>(st.st_ino);
   const auto pid = static_cast<std::uint32_t>(getpid());
   const std::uint64_t started = own_start_time();
   pid_namespace_ = own_pid_namespace();
@@ -120,6 +146,7 @@ bool Channel::claim_slot() noexcept {
       core::atomic_store(slot.start_time, started, std::memory_order_relaxed);
       core::atomic_store(slot.senders, 0U, std::memory_order_relaxed);
       core::atomic_store(slot.receivers, 0U, std::memory_order_relaxed);
+      core::atomic_store(slot.fd, static_cast<std::uint32_t>(memory_.fd()), std::memory_order_relaxed);
       // Release: whoever sees the slot live sees whose it is.
       core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), kSlotLive),
                          std::memory_order_release);
@@ -145,7 +172,9 @@ void Channel::release_slot() noexcept {
 bool Channel::add_shared_end(bool sender) noexcept {
   // Counted in this process's slot first, so that a side closing at the same time (the
   // last other end leaving, or a reclaim) either sees this end or leaves kSideClosed for
-  // the check below; sequentially consistent with close_side_if_unused.
+  // the check below; sequentially consistent with close_side_if_unused. Under
+  // ends_mutex_, so that a fork copies a count that matches the ends it copies.
+  const std::lock_guard<std::mutex> lock(ends_mutex_);
   PeerSlot& slot = header_->peers[slot_];
   std::uint32_t& mine = sender ? slot.senders : slot.receivers;
   std::uint32_t& side = sender ? header_->senders : header_->receivers;
@@ -162,7 +191,9 @@ bool Channel::add_shared_end(bool sender) noexcept {
 std::uint32_t Channel::open_ends(bool senders) const noexcept {
   std::uint32_t total = 0;
   for (const PeerSlot& slot : header_->peers) {
-    if (state_of(core::atomic_load(slot.state, std::memory_order_seq_cst)) != kSlotLive) continue;
+    // A slot handed to a child counts from before the fork, until the child takes it.
+    const std::uint32_t state = state_of(core::atomic_load(slot.state, std::memory_order_seq_cst));
+    if (state != kSlotLive && state != kSlotForking) continue;
     total += core::atomic_load(senders ? slot.senders : slot.receivers, std::memory_order_seq_cst);
   }
   return total;
@@ -184,13 +215,22 @@ void Channel::close_side_if_unused(bool senders) noexcept {
 bool Channel::judged_dead(std::uint32_t i, std::uint64_t& judged) const noexcept {
   const PeerSlot& slot = header_->peers[i];
   judged = core::atomic_load(slot.state, std::memory_order_acquire);
+  if (state_of(judged) == kSlotForking) {
+    // The child takes its slot within microseconds of the fork; one left this long
+    // belongs to a fork that failed (or a child killed before its first instruction).
+    const auto claimed = static_cast<std::int64_t>(core::atomic_load(slot.start_time, std::memory_order_relaxed));
+    return now_ns() - claimed > kForkHandOverNs;
+  }
   if (state_of(judged) != kSlotLive) return false;
   const std::uint32_t pid = core::atomic_load(slot.pid, std::memory_order_relaxed);
   const std::uint32_t ns = core::atomic_load(slot.pid_namespace, std::memory_order_relaxed);
   const std::uint64_t started = core::atomic_load(slot.start_time, std::memory_order_relaxed);
   // A pid of another pid namespace names some other process here: never judged.
   if (ns == 0U || ns != pid_namespace_) return false;
-  return liveness(pid, started) == Liveness::kDead;
+  if (liveness(pid, started) == Liveness::kDead) return true;
+  // Alive, but a process that exec'd another program keeps its pid and start time and
+  // lost the segment with its close-on-exec descriptor: its ends are gone all the same.
+  return !still_holds_segment(pid, core::atomic_load(slot.fd, std::memory_order_relaxed), segment_inode_);
 }
 
 bool Channel::reclaim(std::uint32_t i, std::uint64_t judged) noexcept {
@@ -215,7 +255,10 @@ bool Channel::reclaim(std::uint32_t i, std::uint64_t judged) noexcept {
   }
   const std::uint32_t senders = core::atomic_exchange(slot.senders, 0U, std::memory_order_seq_cst);
   const std::uint32_t receivers = core::atomic_exchange(slot.receivers, 0U, std::memory_order_seq_cst);
-  const std::uint32_t died = (senders != 0U ? kSendersDied : 0U) | (receivers != 0U ? kReceiversDied : 0U);
+  // A hand-over slot that no child took is no death: its ends were never used.
+  const bool was_live = state_of(judged) == kSlotLive;
+  const std::uint32_t died =
+      was_live ? (senders != 0U ? kSendersDied : 0U) | (receivers != 0U ? kReceiversDied : 0U) : 0U;
   if (died != 0U) core::atomic_fetch_or(header_->peer_died, died, std::memory_order_seq_cst);
   core::atomic_store(slot.state, with_state(judged, kSlotFree), std::memory_order_seq_cst);
   close_side_if_unused(true);
@@ -246,6 +289,93 @@ bool Channel::holder_gone(void* self, std::uint32_t holder) noexcept {
   if (holder == 0U || holder > kMaxPeers || holder - 1 == channel->slot_) return false;
   std::uint64_t judged = 0;
   return channel->judged_dead(holder - 1, judged) && channel->reclaim(holder - 1, judged);
+}
+
+// ---- fork: a child gets its own copies of the parent's ends -----------------------------
+
+void Channel::remember_shared() noexcept {
+  const std::lock_guard<std::mutex> lock(g_shared_mutex);
+  next_shared_ = g_shared_head;
+  if (g_shared_head != nullptr) g_shared_head->prev_shared_ = this;
+  g_shared_head = this;
+}
+
+void Channel::forget_shared() noexcept {
+  const std::lock_guard<std::mutex> lock(g_shared_mutex);
+  if (prev_shared_ != nullptr) prev_shared_->next_shared_ = next_shared_;
+  else if (g_shared_head == this) g_shared_head = next_shared_;
+  if (next_shared_ != nullptr) next_shared_->prev_shared_ = prev_shared_;
+  prev_shared_ = next_shared_ = nullptr;
+}
+
+void Channel::prepare_fork() noexcept {
+  // Held until after the fork (both sides), so that the counts copied here are the ends
+  // the child's memory holds.
+  ends_mutex_.lock();
+  fork_slot_ = kMaxPeers;
+  if (!usable_in_this_process()) return;  // inherited and unusable here: nothing to copy
+  const PeerSlot& mine = header_->peers[slot_];
+  const std::uint32_t senders = core::atomic_load(mine.senders, std::memory_order_relaxed);
+  const std::uint32_t receivers = core::atomic_load(mine.receivers, std::memory_order_relaxed);
+  for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
+    PeerSlot& slot = header_->peers[i];
+    std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
+    if (state_of(word) != kSlotFree ||
+        !core::atomic_compare_exchange(slot.state, word, next_generation(word, kSlotClaimed),
+                                       std::memory_order_acquire)) {
+      continue;
+    }
+    core::atomic_store(slot.pid, static_cast<std::uint32_t>(getpid()), std::memory_order_relaxed);
+    core::atomic_store(slot.pid_namespace, pid_namespace_, std::memory_order_relaxed);
+    core::atomic_store(slot.start_time, static_cast<std::uint64_t>(now_ns()), std::memory_order_relaxed);
+    // Counted before the fork: the parent closing its ends right after cannot close a side
+    // the child still has ends of.
+    core::atomic_store(slot.senders, senders, std::memory_order_seq_cst);
+    core::atomic_store(slot.receivers, receivers, std::memory_order_seq_cst);
+    core::atomic_store(slot.fd, static_cast<std::uint32_t>(memory_.fd()), std::memory_order_relaxed);  // same in the child
+    core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), kSlotForking),
+                       std::memory_order_release);
+    fork_slot_ = i;
+    return;
+  }
+  // The table is full: the child's copies stay unusable there (usable_in_this_process).
+}
+
+void Channel::adopt_fork_slot() noexcept {
+  if (fork_slot_ == kMaxPeers) return;  // none was claimed: stays unusable in the child
+  PeerSlot& slot = header_->peers[fork_slot_];
+  const std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
+  core::atomic_store(slot.pid, static_cast<std::uint32_t>(getpid()), std::memory_order_relaxed);
+  core::atomic_store(slot.start_time, own_start_time(), std::memory_order_relaxed);
+  core::atomic_store(slot.state, with_state(word, kSlotLive), std::memory_order_release);
+  slot_ = fork_slot_;
+  fork_slot_ = kMaxPeers;
+  fork_generation_ = current_fork_generation();
+  ring_.set_lock_identity(core::LockIdentity{slot_ + 1, &recovery_});
+  next_reap_ns_.store(0, std::memory_order_relaxed);
+}
+
+void Channel::before_fork() noexcept {
+  g_shared_mutex.lock();
+  for (Channel* c = g_shared_head; c != nullptr; c = c->next_shared_) c->prepare_fork();
+}
+
+void Channel::after_fork_in_parent() noexcept {
+  // The slots claimed for the child stay kSlotForking until it takes them (or, if the
+  // fork failed, until a survivor gives them up after kForkHandOverNs).
+  for (Channel* c = g_shared_head; c != nullptr; c = c->next_shared_) {
+    c->fork_slot_ = kMaxPeers;
+    c->ends_mutex_.unlock();
+  }
+  g_shared_mutex.unlock();
+}
+
+void Channel::after_fork_in_child() noexcept {
+  for (Channel* c = g_shared_head; c != nullptr; c = c->next_shared_) {
+    c->adopt_fork_slot();
+    c->ends_mutex_.unlock();
+  }
+  g_shared_mutex.unlock();
 }
 
 }  // namespace xchan

@@ -539,7 +539,7 @@ class ChannelApiTest(unittest.TestCase):
         with open(os.path.join(here, "..", "..", "meson.build")) as f:
             self.assertIn(f"version: '{xchan.__version__}'", f.read())  # one source of truth
         signatures = {
-            xchan.channel: "(*, capacity=1024, max_bytes=67108864)",
+            xchan.channel: "(*, capacity=1024, max_bytes=67108864, shared=False)",
             xchan.max_message_for: "(max_bytes, /)",
             xchan.spawn: "(fn, *args, isolate='interpreter', daemon=False)",
             xchan.Sender.send: "(self, /, obj, timeout=None)",

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <type_traits>
 
@@ -80,9 +81,20 @@ struct PeerSlot {
   std::uint64_t start_time;     // the process's start time (/proc/<pid>/stat), against pid reuse
   std::uint32_t senders;        // its open ends
   std::uint32_t receivers;
+  std::uint32_t fd;             // its descriptor of the segment: gone once it execs or exits
+  std::uint32_t reserved;
 };
 
-enum PeerSlotState : std::uint32_t { kSlotFree = 0, kSlotClaimed = 1, kSlotLive = 2, kSlotReclaiming = 3 };
+// kSlotForking: claimed by a process about to fork, for its child (Channel::prepare_fork);
+// pid is the parent's and start_time the claim's CLOCK_MONOTONIC time in ns until the
+// child takes it.
+enum PeerSlotState : std::uint32_t {
+  kSlotFree = 0,
+  kSlotClaimed = 1,
+  kSlotLive = 2,
+  kSlotReclaiming = 3,
+  kSlotForking = 4,
+};
 
 /// Processes that may attach to one shared channel at the same time.
 inline constexpr std::uint32_t kMaxPeers = 64;
@@ -163,6 +175,10 @@ class Channel {
   /// private channel.
   std::size_t reap_dead_peers() noexcept;
 
+  /// reap_dead_peers() if kLivenessSlice has passed since the last look (for calls that
+  /// found nothing to do, and waits that timed out). Any thread.
+  void reap_now_and_then() noexcept;
+
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
   ~Channel();
@@ -242,9 +258,10 @@ class Channel {
   /// False in a child forked after this channel was created: its memory is the child's
   /// private copy, so the child's ends would see what the parent also receives (every
   /// message twice) and send what nobody reads. Callers refuse to use such a channel.
-  /// A shared channel's memory is not copied, but the child's inherited ends were never
-  /// counted in it: the child attaches again (attach(shared_fd())) and opens its own.
-  /// Any thread.
+  /// A shared channel stays usable in the child: fork duplicates its ends, as it
+  /// duplicates file descriptors (the parent counts them for the child in a slot of its
+  /// own before forking, and the child takes that slot: pthread_atfork handlers). Only if
+  /// the peer table was full at the fork is it unusable there. Any thread.
   [[nodiscard]] bool usable_in_this_process() const noexcept {
     return fork_generation_ == current_fork_generation();
   }
@@ -309,6 +326,13 @@ class Channel {
   static std::shared_ptr<Channel> open(core::MemoryBlock memory, Status& status);
 
   // Shared channels (peer table; src/channel/peers.cpp).
+  void remember_shared() noexcept;
+  void forget_shared() noexcept;
+  void prepare_fork() noexcept;
+  void adopt_fork_slot() noexcept;
+  static void before_fork() noexcept;
+  static void after_fork_in_parent() noexcept;
+  static void after_fork_in_child() noexcept;
   [[nodiscard]] bool claim_slot() noexcept;
   void release_slot() noexcept;
   [[nodiscard]] bool reclaim(std::uint32_t slot, std::uint64_t judged) noexcept;
@@ -317,8 +341,6 @@ class Channel {
   void close_side_if_unused(bool senders) noexcept;
   [[nodiscard]] bool add_shared_end(bool sender) noexcept;
   static bool holder_gone(void* self, std::uint32_t holder) noexcept;
-  /// A non-blocking call found nothing to do: looks for dead peers if it is time.
-  void reap_now_and_then() noexcept;
 
   core::MemoryBlock memory_;
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
@@ -336,8 +358,13 @@ class Channel {
   std::uint64_t id_ = 0;
   std::uint64_t fork_generation_ = 0;  // current_fork_generation() at creation
   bool shared_ = false;                              // holds slot_ (set once it is claimed)
+  std::mutex ends_mutex_;                            // this object's slot counts vs prepare_fork
+  std::uint32_t fork_slot_ = kMaxPeers;              // claimed for a child (prepare_fork)
+  Channel* prev_shared_ = nullptr;                   // the process's shared channels (peers.cpp)
+  Channel* next_shared_ = nullptr;
   std::uint32_t slot_ = 0;                           // this object's peer slot (shared_)
   std::uint32_t pid_namespace_ = 0;                  // this process's (shared_)
+  std::uint64_t segment_inode_ = 0;                  // the memfd's inode (shared_)
   core::LockRecovery recovery_;                      // holder_gone on this (shared_)
   std::atomic<std::int64_t> next_reap_ns_{0};        // reap_now_and_then's schedule
   static inline std::atomic<std::uint64_t> g_fork_generation_{0};  // bumped in forked children

@@ -136,6 +136,8 @@ TEST(SharedKillStressTest, AConsumerKilledAtRandomPoints) {
       ASSERT_GE(pid, 0);
       if (pid == 0) {
         alarm(60);
+        tx.close();  // the child's copies of the parent's ends (fork duplicates them)
+        keep.close();
         Status s = Status::kOk;
         const auto mine = Channel::attach(fd, s);
         if (!mine) _exit(1);
