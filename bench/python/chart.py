@@ -26,12 +26,15 @@ def main(source, target):
     for r in rows:
         if r["case"] in SIZES and r["unit"] == "msgs/s" and "one copy" not in r["peer"]:
             lines.setdefault((r["peer"], r["scope"]), []).append((SIZES[r["case"]], r["value"] * SIZES[r["case"]]))
-    for (peer, scope), points in sorted(lines.items(), key=lambda kv: -max(v for _, v in kv[1])):
+    colors = plt.get_cmap("tab20").colors  # one color per line: the default cycle repeats after 10
+    ordered = sorted(lines.items(), key=lambda kv: -max(v for _, v in kv[1]))
+    for i, ((peer, scope), points) in enumerate(ordered):
         points.sort()
         style = "-" if scope == "one process" else "--"
         width = 2.5 if peer.startswith("xchan") else 1.2
         name = f"CPython {peer}" if peer.startswith("_") else peer  # (matplotlib hides "_" labels)
         tp.plot([p[0] for p in points], [p[1] / 1e6 for p in points], style, marker="o", linewidth=width,
+                color=colors[(2 * i) % len(colors) + (i // (len(colors) // 2)) % 2],
                 label=name + ("" if scope == "one process" else ", 2 processes"))
     tp.set_xscale("log", base=2)
     tp.set_yscale("log")

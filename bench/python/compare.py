@@ -56,6 +56,25 @@ def xchan_tp(payload, n, batch=0):
     return dt
 
 
+def xchan_processes_tp(payload, n):
+    """A shared channel to a child made by fork (multiprocessing's 'fork' context)."""
+    tx, rx = xchan.channel(capacity=4096, max_bytes=max(64 << 20, 4 * len(pickle.dumps(payload))), shared=True)
+    done_tx, done_rx = xchan.channel(shared=True)
+    p = CTX.Process(target=bench_workers.sink, args=(rx, done_tx, n, 0))
+    p.start()
+    rx.close()
+    done_tx.close()
+    done_rx.recv(timeout=60)
+    t0 = now()
+    send = tx.send
+    for _ in range(n):
+        send(payload)
+    assert done_rx.recv(timeout=600) == n
+    dt = now() - t0
+    p.join()
+    return dt
+
+
 def _pipe_child(conn, n, raw):
     conn.send_bytes(b"ready")
     for _ in range(n):
@@ -225,6 +244,25 @@ def xchan_rtt(n, pause):
     return samples
 
 
+def _xchan_echo_process(a_rx, b_tx, a_tx, b_rx):
+    a_tx.close()  # its copies of the parent's ends, so that the loop ends when the parent's closes
+    b_rx.close()
+    bench_workers.echo(a_rx, b_tx)
+
+
+def xchan_processes_rtt(n, pause):
+    a_tx, a_rx = xchan.channel(shared=True)
+    b_tx, b_rx = xchan.channel(shared=True)
+    p = CTX.Process(target=_xchan_echo_process, args=(a_rx, b_tx, a_tx, b_rx))
+    p.start()
+    a_rx.close()
+    b_tx.close()
+    samples = peers.round_trips(a_tx.send, b_rx.recv, n, pause)
+    a_tx.close()
+    p.join()
+    return samples
+
+
 def _pipe_echo(conn):
     # A forked child also holds the parent's end, so it would never see EOF: stop on b"".
     while msg := conn.recv_bytes():
@@ -321,8 +359,8 @@ def main():
         add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, payload, n=n_slow,
                  scope=PROCESSES)
         add_peer(case, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_processes, payload, n=n_slow, scope=PROCESSES)
-        add(case, "xchan (processes)", None, "msgs/s", scope=PROCESSES,
-            note="cross-process channels are not built yet (issue 11)")
+        add(case, "xchan shared channel (processes, fork)", rate(xchan_processes_tp, payload, n=n_fast), "msgs/s",
+            scope=PROCESSES)
         if size == 1 << 20:
             add(case, "bytes(buffer) alone: one copy, no channel", rate(one_copy_tp, payload, n=n_fast), "msgs/s")
     big = b"x" * (64 << 20)
@@ -348,6 +386,8 @@ def main():
             add_peer(case, "pyzmq inproc (threads)", "zmq", peers.zmq_inproc_threads, obj, n=n // 3, scope=ONE_PROCESS)
         add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s", scope=PROCESSES,
             anchor=not has_iq)
+        add(case, "xchan shared channel (processes, fork)", rate(xchan_processes_tp, obj, n=n), "msgs/s",
+            scope=PROCESSES)
         if name == "dict":
             add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, obj, n=n // 3,
                      scope=PROCESSES)
@@ -360,6 +400,8 @@ def main():
                  peers.pep734_backport_rtt, n // 4, pause, n=None, scope=ONE_PROCESS, unit=unit)
         add(label, "multiprocessing.Pipe", statistics.median(pipe_rtt(n, pause)) * 1e6, unit, anchor=True,
             scope=PROCESSES)
+        add(label, "xchan shared channel (processes, fork)", statistics.median(xchan_processes_rtt(n, pause)) * 1e6,
+            unit, scope=PROCESSES)
         add_peer(label, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_rtt, n, pause, n=None,
                  scope=PROCESSES, unit=unit)
         add_peer(label, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_rtt, n, pause, n=None, scope=PROCESSES,
