@@ -232,34 +232,27 @@ iq.put(DONE, b"done", 0, 1)
 
 # ---- round trips ---------------------------------------------------------------------
 
-def xchan_rtt(n, pause):
-    a_tx, a_rx = xchan.channel()
-    b_tx, b_rx = xchan.channel()
-    w = xchan.spawn(bench_workers.echo, a_rx, b_tx)
-    a_rx.close()
-    b_tx.close()
-    samples = peers.round_trips(a_tx.send, b_rx.recv, n, pause)
-    a_tx.close()
-    w.join()
-    return samples
-
-
 def _xchan_echo_process(a_rx, b_tx, a_tx, b_rx):
     a_tx.close()  # its copies of the parent's ends, so that the loop ends when the parent's closes
     b_rx.close()
     bench_workers.echo(a_rx, b_tx)
 
 
-def xchan_processes_rtt(n, pause):
-    a_tx, a_rx = xchan.channel(shared=True)
-    b_tx, b_rx = xchan.channel(shared=True)
-    p = CTX.Process(target=_xchan_echo_process, args=(a_rx, b_tx, a_tx, b_rx))
-    p.start()
+def xchan_rtt(n, pause, processes=False):
+    """Round trips to an echo in a worker interpreter, or (processes) in a forked child
+    over shared channels."""
+    a_tx, a_rx = xchan.channel(shared=processes)
+    b_tx, b_rx = xchan.channel(shared=processes)
+    if processes:
+        echo = CTX.Process(target=_xchan_echo_process, args=(a_rx, b_tx, a_tx, b_rx))
+        echo.start()
+    else:
+        echo = xchan.spawn(bench_workers.echo, a_rx, b_tx)
     a_rx.close()
     b_tx.close()
     samples = peers.round_trips(a_tx.send, b_rx.recv, n, pause)
     a_tx.close()
-    p.join()
+    echo.join()
     return samples
 
 
@@ -400,7 +393,7 @@ def main():
                  peers.pep734_backport_rtt, n // 4, pause, n=None, scope=ONE_PROCESS, unit=unit)
         add(label, "multiprocessing.Pipe", statistics.median(pipe_rtt(n, pause)) * 1e6, unit, anchor=True,
             scope=PROCESSES)
-        add(label, "xchan shared channel (processes, fork)", statistics.median(xchan_processes_rtt(n, pause)) * 1e6,
+        add(label, "xchan shared channel (processes, fork)", statistics.median(xchan_rtt(n, pause, processes=True)) * 1e6,
             unit, scope=PROCESSES)
         add_peer(label, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_rtt, n, pause, n=None,
                  scope=PROCESSES, unit=unit)

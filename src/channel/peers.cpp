@@ -123,6 +123,40 @@ constexpr std::int64_t kForkHandOverNs = 1'000'000'000;
 std::mutex g_shared_mutex;
 Channel* g_shared_head = nullptr;
 
+/// What a new claim writes into a slot.
+struct PeerSlotFields {
+  std::uint32_t pid;
+  std::uint32_t pid_namespace;
+  std::uint64_t start_time;
+  std::uint32_t senders;
+  std::uint32_t receivers;
+  std::uint32_t fd;
+};
+
+/// Claims a free slot of `peers` (a new generation), fills it and publishes it in `state`.
+/// Returns its index, or kMaxPeers if none is free.
+std::uint32_t claim_free_slot(PeerSlot (&peers)[kMaxPeers], const PeerSlotFields& f, PeerSlotState state) noexcept {
+  for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
+    PeerSlot& slot = peers[i];
+    std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
+    if (state_of(word) != kSlotFree ||
+        !core::atomic_compare_exchange(slot.state, word, next_generation(word, kSlotClaimed),
+                                       std::memory_order_acquire)) {
+      continue;
+    }
+    core::atomic_store(slot.pid, f.pid, std::memory_order_relaxed);
+    core::atomic_store(slot.pid_namespace, f.pid_namespace, std::memory_order_relaxed);
+    core::atomic_store(slot.start_time, f.start_time, std::memory_order_relaxed);
+    core::atomic_store(slot.senders, f.senders, std::memory_order_seq_cst);
+    core::atomic_store(slot.receivers, f.receivers, std::memory_order_seq_cst);
+    core::atomic_store(slot.fd, f.fd, std::memory_order_relaxed);
+    // Release: whoever sees the slot in its state sees whose it is.
+    core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), state), std::memory_order_release);
+    return i;
+  }
+  return kMaxPeers;
+}
+
 }  // namespace
 
 bool Channel::claim_slot() noexcept {
@@ -132,24 +166,10 @@ bool Channel::claim_slot() noexcept {
   const auto pid = static_cast<std::uint32_t>(getpid());
   const std::uint64_t started = own_start_time();
   pid_namespace_ = own_pid_namespace();
+  const PeerSlotFields fields{pid, pid_namespace_, started, 0U, 0U, static_cast<std::uint32_t>(memory_.fd())};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
-      PeerSlot& slot = header_->peers[i];
-      std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
-      if (state_of(word) != kSlotFree ||
-          !core::atomic_compare_exchange(slot.state, word, next_generation(word, kSlotClaimed),
-                                         std::memory_order_acquire)) {
-        continue;
-      }
-      core::atomic_store(slot.pid, pid, std::memory_order_relaxed);
-      core::atomic_store(slot.pid_namespace, pid_namespace_, std::memory_order_relaxed);
-      core::atomic_store(slot.start_time, started, std::memory_order_relaxed);
-      core::atomic_store(slot.senders, 0U, std::memory_order_relaxed);
-      core::atomic_store(slot.receivers, 0U, std::memory_order_relaxed);
-      core::atomic_store(slot.fd, static_cast<std::uint32_t>(memory_.fd()), std::memory_order_relaxed);
-      // Release: whoever sees the slot live sees whose it is.
-      core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), kSlotLive),
-                         std::memory_order_release);
+    const std::uint32_t i = claim_free_slot(header_->peers, fields, kSlotLive);
+    if (i != kMaxPeers) {
       slot_ = i;
       shared_ = true;
       return true;
@@ -317,28 +337,13 @@ void Channel::prepare_fork() noexcept {
   const PeerSlot& mine = header_->peers[slot_];
   const std::uint32_t senders = core::atomic_load(mine.senders, std::memory_order_relaxed);
   const std::uint32_t receivers = core::atomic_load(mine.receivers, std::memory_order_relaxed);
-  for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
-    PeerSlot& slot = header_->peers[i];
-    std::uint64_t word = core::atomic_load(slot.state, std::memory_order_relaxed);
-    if (state_of(word) != kSlotFree ||
-        !core::atomic_compare_exchange(slot.state, word, next_generation(word, kSlotClaimed),
-                                       std::memory_order_acquire)) {
-      continue;
-    }
-    core::atomic_store(slot.pid, static_cast<std::uint32_t>(getpid()), std::memory_order_relaxed);
-    core::atomic_store(slot.pid_namespace, pid_namespace_, std::memory_order_relaxed);
-    core::atomic_store(slot.start_time, static_cast<std::uint64_t>(now_ns()), std::memory_order_relaxed);
-    // Counted before the fork: the parent closing its ends right after cannot close a side
-    // the child still has ends of.
-    core::atomic_store(slot.senders, senders, std::memory_order_seq_cst);
-    core::atomic_store(slot.receivers, receivers, std::memory_order_seq_cst);
-    core::atomic_store(slot.fd, static_cast<std::uint32_t>(memory_.fd()), std::memory_order_relaxed);  // same in the child
-    core::atomic_store(slot.state, with_state(next_generation(word, kSlotClaimed), kSlotForking),
-                       std::memory_order_release);
-    fork_slot_ = i;
-    return;
-  }
-  // The table is full: the child's copies stay unusable there (usable_in_this_process).
+  // Counted before the fork: the parent closing its ends right after cannot close a side
+  // the child still has ends of. The descriptor number is the same in the child.
+  const PeerSlotFields fields{static_cast<std::uint32_t>(getpid()), pid_namespace_,
+                              static_cast<std::uint64_t>(now_ns()), senders, receivers,
+                              static_cast<std::uint32_t>(memory_.fd())};
+  fork_slot_ = claim_free_slot(header_->peers, fields, kSlotForking);
+  // kMaxPeers if the table is full: the child's copies then stay unusable there.
 }
 
 void Channel::adopt_fork_slot() noexcept {
