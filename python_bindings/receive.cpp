@@ -230,8 +230,12 @@ PyObject* r_next(PyObject* obj) {
   PyObject* v = guarded(st, [&] { return receive(self, 1, Deadline::never(), false, &ended); });
   // The channel is closed (every sender gone and drained), or this end was: the loop ends.
   // A ChannelClosed that decoding a message raised (a stale end inside it) is that
-  // message's error instead, and propagates.
-  if (v == nullptr && ended && PyErr_ExceptionMatches(st->channel_closed)) PyErr_Clear();
+  // message's error instead, and propagates; so does PeerDied (a sender's process died):
+  // a loop must not end as if the work were complete.
+  if (v == nullptr && ended && PyErr_ExceptionMatches(st->channel_closed) &&
+      !PyErr_ExceptionMatches(st->peer_died)) {
+    PyErr_Clear();
+  }
   return v;
 }
 

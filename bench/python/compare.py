@@ -1,4 +1,5 @@
-"""Python-level benchmark: xchan between two own-GIL interpreters, side by side with
+"""Python-level benchmark: xchan between two own-GIL interpreters and over shared channels
+to a process made by fork, side by side with
 multiprocessing.Pipe, multiprocessing.Queue, queue.Queue between threads, (on 3.13)
 CPython's raw _interpqueues, and the third-party peers of peers.py (faster-fifo, pyzmq,
 the PEP 734 backport), all in one run. Writes JSON and a Markdown table; chart.py draws

@@ -118,7 +118,7 @@ def spawn(fn, *args, isolate="interpreter", daemon=False):
             "    if __name__ == '__main__':\n        ...\n\n"
             "around the code that starts workers, as multiprocessing requires.")
     if isolate == "process":
-        raise NotImplementedError("isolate='process' needs cross-process channels, which are not built yet")
+        raise NotImplementedError("isolate='process' (process workers) is not built yet")
     if isolate != "interpreter":
         raise ValueError(f"isolate must be 'interpreter' or 'process', not {isolate!r}")
     if isinstance(fn, str):

@@ -150,6 +150,7 @@ std::shared_ptr<Channel> Channel::open(core::MemoryBlock memory, Status& status)
       return nullptr;
     }
     channel->recovery_ = core::LockRecovery{&Channel::holder_gone, channel.get()};
+    channel->shallow_recovery_ = core::LockRecovery{&Channel::free_dead_holders_lock, channel.get()};
     channel->ring_.set_lock_identity(core::LockIdentity{channel->slot_ + 1, &channel->recovery_});
     channel->remember_shared();
   }
@@ -251,9 +252,10 @@ void Channel::remove_sender() noexcept {
 }
 
 void Channel::remove_receiver() noexcept {
-  // An end inherited by a forked child: it was never counted there (a private channel's
-  // memory is the child's own copy, whose side locks may be held by parent threads that do
-  // not exist here; a shared channel's count belongs to the parent's end). Nothing to do.
+  // An end inherited by a forked child and unusable there was never counted there (a
+  // private channel's memory is the child's own copy, whose side locks may be held by
+  // parent threads that do not exist here; a shared channel is unusable in a child only
+  // if the fork found its peer table full). Nothing to do.
   if (!usable_in_this_process()) return;
   if (shared_) {
     {

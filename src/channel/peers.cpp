@@ -269,8 +269,12 @@ bool Channel::reclaim(std::uint32_t i, std::uint64_t judged) noexcept {
     freed = core::atomic_compare_exchange(side->lock.state, holder, 0U, std::memory_order_acq_rel) || freed;
   }
   if (freed) {
-    const core::SideGuard producer(header_->ring.producer, ring_.lock_identity());
-    const core::SideGuard consumer(header_->ring.consumer, ring_.lock_identity());
+    // Taken with the shallow recovery: another dead holder met here only has its lock
+    // freed (this repair covers what it left), never a nested reclaim, which would wait
+    // for the producer lock this thread holds.
+    const core::LockIdentity who{slot_ + 1, &shallow_recovery_};
+    const core::SideGuard producer(header_->ring.producer, who);
+    const core::SideGuard consumer(header_->ring.consumer, who);
     ring_.repair_held();
   }
   const std::uint32_t senders = core::atomic_exchange(slot.senders, 0U, std::memory_order_seq_cst);
@@ -302,6 +306,19 @@ std::size_t Channel::reap_dead_peers() noexcept {
 
 void Channel::reap_now_and_then() noexcept {
   if (now_ns() >= next_reap_ns_.load(std::memory_order_relaxed)) reap_dead_peers();
+}
+
+bool Channel::free_dead_holders_lock(void* self, std::uint32_t holder) noexcept {
+  auto* channel = static_cast<Channel*>(self);
+  if (holder == 0U || holder > kMaxPeers || holder - 1 == channel->slot_) return false;
+  std::uint64_t judged = 0;
+  if (!channel->judged_dead(holder - 1, judged)) return false;
+  bool freed = false;
+  for (core::RingSide* side : {&channel->header_->ring.producer, &channel->header_->ring.consumer}) {
+    std::uint32_t expected = holder;
+    freed = core::atomic_compare_exchange(side->lock.state, expected, 0U, std::memory_order_acq_rel) || freed;
+  }
+  return freed;  // its slot is reclaimed by the next look for dead peers
 }
 
 bool Channel::holder_gone(void* self, std::uint32_t holder) noexcept {

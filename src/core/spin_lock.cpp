@@ -1,4 +1,4 @@
-// The contended path of SpinLock, kept out of line so lock() inlines to one exchange.
+// The contended path of SpinLock, kept out of line so lock() inlines to one compare-and-swap.
 #include "xchan/core/spin_lock.hpp"
 
 #include <sched.h>
@@ -24,7 +24,7 @@ void SpinLock::lock_slow() noexcept {
         continue;
       }
       sched_yield();
-      if (recovery_ == nullptr || i % 256 != 0) continue;  // the clock only now and then
+      if (recovery_ == nullptr || i % 16 != 0) continue;  // the clock (vDSO) only now and then: a yield costs more
       const auto now = std::chrono::steady_clock::now();
       if (ask_at == std::chrono::steady_clock::time_point::max()) {
         ask_at = now + kAskAfter;

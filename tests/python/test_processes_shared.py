@@ -97,6 +97,22 @@ class SharedChannelProcessTest(unittest.TestCase):
         self.assertTrue(issubclass(xchan.PeerDied, xchan.ChannelClosed))
         wait_child(pid)
 
+    def test_a_for_loop_does_not_end_quietly_when_its_sender_died(self):
+        tx, rx = xchan.channel(shared=True)
+
+        def child():
+            tx.send_many(range(100))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        pid = fork_child(child)
+        tx.close()
+        got = []
+        with self.assertRaises(xchan.PeerDied):
+            for x in rx:
+                got.append(x)
+        self.assertEqual(got, list(range(100)))  # everything it sent, then the error
+        wait_child(pid)
+
     def test_a_receiver_killed_while_the_sender_waits_for_room_is_peer_died(self):
         tx, rx = xchan.channel(shared=True, capacity=2)
 

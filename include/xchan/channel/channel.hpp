@@ -5,7 +5,7 @@
 // Design:
 //  - Everything the two sides share lives in one ChannelHeader at the start of one memory
 //    block, followed by the record buffer: standard-layout, offsets only, so the same code
-//    will run over a shared-memory segment.
+//    runs over a shared-memory segment (ChannelConfig::shared).
 //  - Non-blocking first: try_send_with / try_recv_with never wait. Waiting is separate:
 //    wait_writable / wait_readable spin briefly, then park on an eventcount until the
 //    condition may hold. Blocking send/recv (ends.hpp) loop over the two. Keeping waits
@@ -190,7 +190,8 @@ class Channel {
 
   /// Reserves `n` bytes, calls fill(std::span<std::byte>) -> size_t (bytes used, <= n) to
   /// write the message in place, publishes it and wakes a receiver if one is parked.
-  /// kClosed when no receiver is open, kFull when there is no room now, kTooLarge when n
+  /// kClosed when no receiver is open (kPeerDied if a process that held receivers died:
+  /// closed_status), kFull when there is no room now, kTooLarge when n
   /// exceeds the largest message. `fill` runs under the producer lock: keep it short and
   /// never let it block or call back into the channel. Any thread.
   template <class Fill>
@@ -209,7 +210,8 @@ class Channel {
   /// only during the call, under the consumer lock), then frees its room and wakes a
   /// parked sender. A drain that returns bool may refuse (false): the message stays queued
   /// and the call returns kNoMemory if nothing was taken. kEmpty when nothing is queued, kClosed when nothing is queued and no
-  /// sender is open, kCorrupted if the ring fails validation. Any thread.
+  /// sender is open (kPeerDied if a process that held senders died: closed_status),
+  /// kCorrupted if the ring fails validation. Any thread.
   template <class Drain>
   [[nodiscard]] Status try_recv_with(Drain&& drain) noexcept(noexcept(drain(std::span<const std::byte>{})));
 
@@ -227,7 +229,7 @@ class Channel {
   /// room is held back by a wrap the receivers have not reached (a burst sent after a
   /// drain, by a thread that receives only afterwards), waiting cannot bring it: after
   /// kStrandedWait without it, or at the deadline (at once for a deadline already past),
-  /// this takes it back (reclaim_stranded). `cancel` (optional): a flag another thread may
+  /// this takes it back (reclaim_stranded; private channels only). `cancel` (optional): a flag another thread may
   /// set, then call wake_senders(); the wait returns kOk once it reads nonzero, and the
   /// caller checks its flag (the handle being closed, say). Any thread.
   [[nodiscard]] Status wait_writable(std::size_t n, Deadline deadline, std::uint32_t spin,
@@ -341,6 +343,7 @@ class Channel {
   void close_side_if_unused(bool senders) noexcept;
   [[nodiscard]] bool add_shared_end(bool sender) noexcept;
   static bool holder_gone(void* self, std::uint32_t holder) noexcept;
+  static bool free_dead_holders_lock(void* self, std::uint32_t holder) noexcept;
 
   core::MemoryBlock memory_;
   [[nodiscard]] EventCount not_empty() const noexcept { return EventCount(header_->not_empty, fencing_); }
@@ -366,6 +369,7 @@ class Channel {
   std::uint32_t pid_namespace_ = 0;                  // this process's (shared_)
   std::uint64_t segment_inode_ = 0;                  // the memfd's inode (shared_)
   core::LockRecovery recovery_;                      // holder_gone on this (shared_)
+  core::LockRecovery shallow_recovery_;              // free_dead_holders_lock, inside reclaim
   std::atomic<std::int64_t> next_reap_ns_{0};        // reap_now_and_then's schedule
   static inline std::atomic<std::uint64_t> g_fork_generation_{0};  // bumped in forked children
 };

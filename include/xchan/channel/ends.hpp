@@ -1,7 +1,8 @@
 // The handles users hold: Sender and Receiver. Each open handle counts as one end of its
 // channel; copying a handle opens another end (a clone), destroying or close()-ing it
 // drops one. Disconnection follows Go/crossbeam: with every Sender gone, receivers drain
-// what is queued and then get kClosed; with every Receiver gone, send gets kClosed.
+// what is queued and then get kClosed; with every Receiver gone, send gets kClosed (in a
+// shared channel, kPeerDied instead when a process holding ends of that side died).
 //
 // A handle is used by one thread at a time; different handles of one channel may be used
 // from any threads at once, so clone a handle for each thread. (While a side has a single

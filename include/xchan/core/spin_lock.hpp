@@ -21,7 +21,9 @@ struct SpinLockWord {
 
 /// What a waiter does about a holder that may be dead: holder_gone(context, holder) checks
 /// whether the holder with that id is gone and, if so, frees the word (compare-and-swap
-/// from `holder` to 0) and returns true. Runs with no lock held; may make system calls.
+/// from `holder` to 0) and returns true. Runs without the lock being waited for, but
+/// possibly holding the ring's other side lock (a repair holds both); may make system
+/// calls. It must not wait for a lock itself.
 struct LockRecovery {
   bool (*holder_gone)(void* context, std::uint32_t holder) noexcept = nullptr;
   void* context = nullptr;

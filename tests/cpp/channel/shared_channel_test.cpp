@@ -502,6 +502,41 @@ TEST(SharedChannelTest, ASideClosedForGoodIsNotReopenedByAnEndMadeLater) {
   EXPECT_EQ(rx.try_recv(out), Status::kClosed);
 }
 
+TEST(SharedChannelTest, TwoProcessesThatDiedHoldingBothSideLocksAreBothRecovered) {
+  // One died holding the producer lock, the other holding the consumer lock: recovering
+  // the first takes both sides for its repair and meets the second's lock on the way.
+  const auto ch = make_shared_channel(16, 1 << 14);
+  ASSERT_TRUE(ch);
+  Sender tx(ch);
+  Receiver rx(ch);
+  const std::byte first{1};
+  ASSERT_EQ(tx.try_send(std::span(&first, 1)), Status::kOk);
+  Barrier attached;
+  const pid_t reader = child_with_end<Receiver>(ch->shared_fd(), attached, [](Receiver& mine) {
+    const Status s = mine.try_recv_with([](std::span<const std::byte>) { kill(getpid(), SIGKILL); });
+    return s == Status::kOk;  // never reached
+  });
+  int status = 0;
+  ASSERT_EQ(waitpid(reader, &status, 0), reader);
+  const pid_t writer = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender& mine) {
+    const Status s = mine.try_send_with(10, [](std::span<std::byte> out) {
+      kill(getpid(), SIGKILL);
+      return out.size();
+    });
+    return s == Status::kOk;
+  });
+  ASSERT_EQ(waitpid(writer, &status, 0), writer);
+  const auto died = std::chrono::steady_clock::now();
+  const std::byte second{2};
+  EXPECT_EQ(tx.send(std::span(&second, 1), Deadline::after(10s)), Status::kOk);
+  EXPECT_LT(std::chrono::steady_clock::now() - died, kDetectionBound);
+  std::vector<std::byte> out;
+  ASSERT_EQ(rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_EQ(out, std::vector<std::byte>{first});  // the dead reader never released it
+  ASSERT_EQ(rx.recv(out, Deadline::after(10s)), Status::kOk);
+  EXPECT_EQ(out, std::vector<std::byte>{second});
+}
+
 TEST(SharedChannelTest, AStoppedProcessIsNotDeclaredDead) {
   const auto ch = make_shared_channel(4, 4096);
   ASSERT_TRUE(ch);
