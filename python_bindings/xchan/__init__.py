@@ -62,7 +62,7 @@ _atexit.register(_xchan._shutdown)
 # own finalizers, never running atexit: close them there too, or its exit would read as a
 # process that died holding them (PeerDied for the peers).
 class _ForkHook:
-    pass
+    registered = False
 
 
 _fork_hook = _ForkHook()
@@ -76,8 +76,10 @@ def _close_ends_at_multiprocessing_exit(_hook):
 
 def _before_fork():
     mp_util = _sys.modules.get("multiprocessing.util")
-    if mp_util is not None:  # runs in the child after multiprocessing clears its finalizers
+    if mp_util is not None and not _fork_hook.registered:
+        # Once: multiprocessing runs it in each child, after clearing its finalizers.
         mp_util.register_after_fork(_fork_hook, _close_ends_at_multiprocessing_exit)
+        _fork_hook.registered = True
 
 
 _os.register_at_fork(before=_before_fork)

@@ -43,6 +43,11 @@ def send_numbers(tx, n):
     tx.close()
 
 
+def send_without_closing(tx, n):
+    for i in range(n):
+        tx.send(("item", i))
+
+
 class SharedChannelProcessTest(unittest.TestCase):
     def test_shared_must_be_a_bool(self):
         with self.assertRaises(TypeError):
@@ -157,9 +162,11 @@ class SharedChannelProcessTest(unittest.TestCase):
         self.assertEqual(wait_child(pid), 0)
 
     def test_multiprocessing_fork_start_method(self):
+        # The children do not close their ends: a multiprocessing child closes them as it
+        # exits (a finalizer), so the loop below ends with ChannelClosed, not PeerDied.
         ctx = multiprocessing.get_context("fork")
         tx, rx = xchan.channel(shared=True)
-        procs = [ctx.Process(target=send_numbers, args=(tx, 300)) for _ in range(3)]
+        procs = [ctx.Process(target=send_without_closing, args=(tx, 300)) for _ in range(3)]
         for p in procs:
             p.start()
         tx.close()
