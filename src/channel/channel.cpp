@@ -145,12 +145,13 @@ std::shared_ptr<Channel> Channel::open(core::MemoryBlock memory, Status& status)
   status = channel->ring_.attach(header->ring, channel->memory_.bytes().subspan(kHeaderBytes, data_bytes));
   if (status != Status::kOk) return nullptr;
   if (shared) {
+    // Set before the claim: claiming a full table reclaims dead peers, which takes locks.
+    channel->recovery_ = core::LockRecovery{&Channel::holder_gone, channel.get()};
+    channel->shallow_recovery_ = core::LockRecovery{&Channel::free_dead_holders_lock, channel.get()};
     if (!channel->claim_slot()) {  // sets shared_ once the slot is its own
       status = Status::kNoMemory;  // kMaxPeers processes hold it already
       return nullptr;
     }
-    channel->recovery_ = core::LockRecovery{&Channel::holder_gone, channel.get()};
-    channel->shallow_recovery_ = core::LockRecovery{&Channel::free_dead_holders_lock, channel.get()};
     channel->ring_.set_lock_identity(core::LockIdentity{channel->slot_ + 1, &channel->recovery_});
     channel->remember_shared();
   }

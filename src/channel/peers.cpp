@@ -7,7 +7,6 @@
 
 #include <array>
 #include <cerrno>
-#include <cstdio>
 #include <charconv>
 #include <cstring>
 #include <mutex>
@@ -20,20 +19,27 @@ namespace {
 
 enum class Liveness : std::uint8_t { kAlive, kDead };
 
+/// "/proc/<pid><suffix>" into `out` (NUL-terminated), false if it does not fit. Built by
+/// hand rather than with snprintf: a forked child's atfork handler uses it (own_start_time),
+/// where only async-signal-safe calls belong.
+bool proc_path(std::uint32_t pid, std::string_view suffix, std::array<char, 64>& out) noexcept {
+  const std::string_view prefix = "/proc/";
+  std::memcpy(out.data(), prefix.data(), prefix.size());
+  char* const digits = out.data() + prefix.size();
+  const auto [end, ec] = std::to_chars(digits, out.data() + out.size(), pid);
+  if (ec != std::errc{} || end + suffix.size() >= out.data() + out.size()) return false;
+  std::memcpy(end, suffix.data(), suffix.size());
+  end[suffix.size()] = '\0';
+  return true;
+}
+
 /// Reads /proc/<pid>/stat into `buf`; returns its length, 0 if the process is gone, or -1
 /// if it could not be read for another reason (then the process counts as alive: only
 /// proof of death reclaims).
 ssize_t read_stat(std::uint32_t pid, std::array<char, 1024>& buf) noexcept {
-  char path[32];
-  const auto [end, ec] = std::to_chars(path, path + sizeof path - 1, pid);
-  if (ec != std::errc{}) return -1;
-  const std::string_view prefix = "/proc/";
-  char full[48];
-  std::memcpy(full, prefix.data(), prefix.size());
-  const auto n = static_cast<std::size_t>(end - path);
-  std::memcpy(full + prefix.size(), path, n);
-  std::memcpy(full + prefix.size() + n, "/stat", 6);
-  const int fd = open(full, O_RDONLY | O_CLOEXEC);
+  std::array<char, 64> path{};
+  if (!proc_path(pid, "/stat", path)) return -1;
+  const int fd = open(path.data(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno == ENOENT || errno == ESRCH ? 0 : -1;
   const ssize_t got = read(fd, buf.data(), buf.size() - 1);
   close(fd);
@@ -61,11 +67,14 @@ bool parse_stat(std::string_view line, char& state, std::uint64_t& start_time) n
 /// exec'd (the descriptor is close-on-exec) or exited no longer has it. Unknown (no
 /// permission, say) counts as having it.
 bool still_holds_segment(std::uint32_t pid, std::uint32_t fd, std::uint64_t inode) noexcept {
-  char path[64];
-  const int n = std::snprintf(path, sizeof path, "/proc/%u/fd/%u", pid, fd);
-  if (n <= 0 || static_cast<std::size_t>(n) >= sizeof path) return true;
+  char fd_part[16] = "/fd/";
+  const auto [end, ec] = std::to_chars(fd_part + 4, fd_part + sizeof fd_part - 1, fd);
+  std::array<char, 64> path{};
+  if (ec != std::errc{} || !proc_path(pid, std::string_view(fd_part, static_cast<std::size_t>(end - fd_part)), path)) {
+    return true;
+  }
   struct stat st {};
-  if (stat(path, &st) != 0) return errno != ENOENT;
+  if (stat(path.data(), &st) != 0) return errno != ENOENT;
   return static_cast<std::uint64_t>(st.st_ino) == inode;
 }
 
@@ -174,10 +183,11 @@ bool Channel::claim_slot() noexcept {
       shared_ = true;
       return true;
     }
-    shared_ = true;  // (reaping needs it; no slot is ours yet, and none is skipped)
+    // The table is full: maybe of the dead. No slot is ours yet (none is skipped); a
+    // repair this makes holds the locks under id kMaxPeers + 1, which no recovery
+    // frees should this process die meanwhile.
     slot_ = kMaxPeers;
-    reap_dead_peers();  // the table is full: maybe of the dead
-    shared_ = false;
+    reap();
   }
   return false;
 }
@@ -294,7 +304,10 @@ bool Channel::reclaim(std::uint32_t i, std::uint64_t judged) noexcept {
 }
 
 std::size_t Channel::reap_dead_peers() noexcept {
-  if (!shared_ || !usable_in_this_process()) return 0;
+  return shared_ && usable_in_this_process() ? reap() : 0;
+}
+
+std::size_t Channel::reap() noexcept {
   std::size_t reclaimed = 0;
   for (std::uint32_t i = 0; i < kMaxPeers; ++i) {
     std::uint64_t judged = 0;

@@ -336,6 +336,7 @@ class Channel {
   static void after_fork_in_parent() noexcept;
   static void after_fork_in_child() noexcept;
   [[nodiscard]] bool claim_slot() noexcept;
+  std::size_t reap() noexcept;  // reap_dead_peers without its checks
   void release_slot() noexcept;
   [[nodiscard]] bool reclaim(std::uint32_t slot, std::uint64_t judged) noexcept;
   [[nodiscard]] bool judged_dead(std::uint32_t slot, std::uint64_t& judged) const noexcept;
