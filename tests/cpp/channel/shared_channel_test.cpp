@@ -52,6 +52,19 @@ pid_t run_child(const std::function<bool()>& body) {
   return pid;
 }
 
+void kill_and_reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
+/// Waits for a child that kills itself with SIGKILL inside a call (holding a lock, say).
+void expect_killed_itself(pid_t pid) {
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
 void expect_child_succeeded(pid_t pid, const std::string& what) {
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -294,6 +307,37 @@ TEST(SharedChannelTest, AChildThatExecsAnotherProgramNoLongerHoldsItsCopies) {
   waitpid(pid, &status, 0);
 }
 
+TEST(SharedChannelTest, ThePeerTableHoldsSixtyFourAttachmentsAndAFullTableReclaimsTheDead) {
+  const auto ch = make_shared_channel(4, 4096);  // its creator holds one slot
+  ASSERT_TRUE(ch);
+  const int fd = ch->shared_fd();
+  std::vector<std::shared_ptr<Channel>> held;
+  Status s = Status::kOk;
+  for (std::uint32_t i = 1; i < kMaxPeers; ++i) {
+    held.push_back(Channel::attach(fd, s));
+    ASSERT_TRUE(held.back()) << i;
+  }
+  EXPECT_FALSE(Channel::attach(fd, s));
+  EXPECT_EQ(s, Status::kNoMemory);
+  held.pop_back();  // one slot back
+  EXPECT_TRUE(Channel::attach(fd, s));
+  held.clear();
+  // A child fills the table and dies: the next attach reclaims its slots.
+  Barrier full;
+  const pid_t pid = run_child([&] {
+    std::vector<std::shared_ptr<Channel>> mine;
+    Status st = Status::kOk;
+    while (auto c = Channel::attach(fd, st)) mine.push_back(std::move(c));
+    full.arrive();
+    pause();
+    return true;
+  });
+  full.wait_for(1);
+  EXPECT_FALSE(Channel::attach(fd, s));
+  kill_and_reap(pid);
+  EXPECT_TRUE(Channel::attach(fd, s));
+}
+
 TEST(SharedChannelTest, AttachRefusesWhatIsNotAValidSegment) {
   Status s = Status::kOk;
   EXPECT_FALSE(Channel::attach(-1, s));
@@ -356,12 +400,6 @@ pid_t child_with_end(int fd, const Barrier& attached, Body body) {
     attached.arrive();
     return body(end);
   });
-}
-
-void kill_and_reap(pid_t pid) {
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
 }
 
 TEST(SharedChannelTest, ASenderKilledMidStreamIsReportedAfterEverythingItSentIsReceived) {
@@ -437,9 +475,7 @@ TEST(SharedChannelTest, ALockHeldByAProcessThatDiedIsRecoveredAndItsHalfWrittenR
     return s == Status::kOk;  // never reached
   });
   attached.wait_for(1);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);  // died inside the send, the producer lock held
-  ASSERT_TRUE(WIFSIGNALED(status));
+  expect_killed_itself(pid);  // inside the send, the producer lock held
   const auto died = std::chrono::steady_clock::now();
   const std::byte b{1};
   EXPECT_EQ(tx.send(std::span(&b, 1), Deadline::after(10s)), Status::kOk);
@@ -471,9 +507,7 @@ TEST(SharedChannelTest, AProducerThatDiesMidBatchLeavesItsSealedRecordsAndASurvi
     return s == Status::kOk;  // never reached
   });
   attached.wait_for(1);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFSIGNALED(status));
+  expect_killed_itself(pid);
   const std::vector<std::byte> survivor(50, std::byte{0x5A});
   ASSERT_EQ(tx.send(survivor, Deadline::after(10s)), Status::kOk);
   std::vector<std::byte> out;
@@ -516,8 +550,7 @@ TEST(SharedChannelTest, TwoProcessesThatDiedHoldingBothSideLocksAreBothRecovered
     const Status s = mine.try_recv_with([](std::span<const std::byte>) { kill(getpid(), SIGKILL); });
     return s == Status::kOk;  // never reached
   });
-  int status = 0;
-  ASSERT_EQ(waitpid(reader, &status, 0), reader);
+  expect_killed_itself(reader);
   const pid_t writer = child_with_end<Sender>(ch->shared_fd(), attached, [](Sender& mine) {
     const Status s = mine.try_send_with(10, [](std::span<std::byte> out) {
       kill(getpid(), SIGKILL);
@@ -525,7 +558,7 @@ TEST(SharedChannelTest, TwoProcessesThatDiedHoldingBothSideLocksAreBothRecovered
     });
     return s == Status::kOk;
   });
-  ASSERT_EQ(waitpid(writer, &status, 0), writer);
+  expect_killed_itself(writer);
   const auto died = std::chrono::steady_clock::now();
   const std::byte second{2};
   EXPECT_EQ(tx.send(std::span(&second, 1), Deadline::after(10s)), Status::kOk);
