@@ -34,14 +34,20 @@ SMALL_OBJECTS = {"dict": {"id": 7, "name": "widget", "price": 9.99, "tags": ["a"
 
 # ---- throughput --------------------------------------------------------------------------
 
-def xchan_tp(payload, n, batch=0):
+def xchan_tp(payload, n, batch=0, processes=False):
+    """n messages (in batches if `batch`) to a sink in a worker interpreter, or (processes)
+    over a shared channel to a child made by fork (multiprocessing's 'fork' context)."""
     assert not batch or n % batch == 0, "whole batches only"
-    tx, rx = xchan.channel(capacity=4096, max_bytes=max(64 << 20, 4 * len(pickle.dumps(payload))))
-    done_tx, done_rx = xchan.channel()
-    w = xchan.spawn(bench_workers.sink, rx, done_tx, n, batch)
+    tx, rx = xchan.channel(capacity=4096, max_bytes=max(64 << 20, 4 * len(pickle.dumps(payload))), shared=processes)
+    done_tx, done_rx = xchan.channel(shared=processes)
+    if processes:
+        sink = CTX.Process(target=bench_workers.sink, args=(rx, done_tx, n, batch))
+        sink.start()
+    else:
+        sink = xchan.spawn(bench_workers.sink, rx, done_tx, n, batch)
     rx.close()
     done_tx.close()
-    done_rx.recv()
+    done_rx.recv(timeout=60)
     t0 = now()
     if batch:
         items = [payload] * batch
@@ -51,28 +57,9 @@ def xchan_tp(payload, n, batch=0):
         send = tx.send
         for _ in range(n):
             send(payload)
-    assert done_rx.recv() == n
-    dt = now() - t0
-    w.join()
-    return dt
-
-
-def xchan_processes_tp(payload, n):
-    """A shared channel to a child made by fork (multiprocessing's 'fork' context)."""
-    tx, rx = xchan.channel(capacity=4096, max_bytes=max(64 << 20, 4 * len(pickle.dumps(payload))), shared=True)
-    done_tx, done_rx = xchan.channel(shared=True)
-    p = CTX.Process(target=bench_workers.sink, args=(rx, done_tx, n, 0))
-    p.start()
-    rx.close()
-    done_tx.close()
-    done_rx.recv(timeout=60)
-    t0 = now()
-    send = tx.send
-    for _ in range(n):
-        send(payload)
     assert done_rx.recv(timeout=600) == n
     dt = now() - t0
-    p.join()
+    sink.join()
     return dt
 
 
@@ -353,7 +340,7 @@ def main():
         add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, payload, n=n_slow,
                  scope=PROCESSES)
         add_peer(case, "pyzmq ipc (processes)", "zmq", peers.zmq_ipc_processes, payload, n=n_slow, scope=PROCESSES)
-        add(case, "xchan shared channel (processes, fork)", rate(xchan_processes_tp, payload, n=n_fast), "msgs/s",
+        add(case, "xchan shared channel (processes, fork)", rate(lambda p, k: xchan_tp(p, k, processes=True), payload, n=n_fast), "msgs/s",
             scope=PROCESSES)
         if size == 1 << 20:
             add(case, "bytes(buffer) alone: one copy, no channel", rate(one_copy_tp, payload, n=n_fast), "msgs/s")
@@ -380,7 +367,7 @@ def main():
             add_peer(case, "pyzmq inproc (threads)", "zmq", peers.zmq_inproc_threads, obj, n=n // 3, scope=ONE_PROCESS)
         add(case, "multiprocessing.Pipe", rate(pipe_tp, obj, n=n // 3), "msgs/s", scope=PROCESSES,
             anchor=not has_iq)
-        add(case, "xchan shared channel (processes, fork)", rate(xchan_processes_tp, obj, n=n), "msgs/s",
+        add(case, "xchan shared channel (processes, fork)", rate(lambda p, k: xchan_tp(p, k, processes=True), obj, n=n), "msgs/s",
             scope=PROCESSES)
         if name == "dict":
             add_peer(case, "faster-fifo (processes)", "faster_fifo", peers.faster_fifo_processes, obj, n=n // 3,
